@@ -1,1 +1,227 @@
-//! placeholder
+//! The JSON that custody's HTTP API speaks, shared by the server and the client so the two
+//! cannot drift. Every type documents itself into the OpenAPI document served at
+//! `GET /v1/openapi.json`.
+//!
+//! Hash encodings follow SPEC §5: leaf hashes in append results and entries are lowercase hex;
+//! proof hashes are standard base64, as RFC 9162 tooling expects.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Media type of RFC 9457 error responses.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Media type of newline-delimited JSON bulk appends.
+pub const NDJSON: &str = "application/x-ndjson";
+/// Media type of checkpoints, tlog-proofs and verifier keys.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// An RFC 9457 problem: every error custody returns.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Problem {
+    /// URI naming the kind of problem, e.g. `https://custody.dev/problems/validation`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong in this request and how to fix it.
+    pub detail: String,
+    /// For validation problems: each invalid field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProblemField {
+    /// Path of the field, e.g. `actor.kind` or `[3].body.rows`.
+    pub field: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+/// Body of `POST /v1/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateTenant {
+    /// Tenant name: `[a-z0-9][a-z0-9-]{0,62}`.
+    pub name: String,
+}
+
+/// A tenant and its logs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    /// Tenant name.
+    pub name: String,
+    /// Its logs.
+    pub logs: Vec<LogDescription>,
+}
+
+/// A log: where it is, what key signs it, how big it is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LogDescription {
+    /// `governance`, `inference` or `access`.
+    pub name: String,
+    /// `<server-name>/<tenant>/<log>`: first line of its checkpoints.
+    pub origin: String,
+    /// Entries covered by the latest checkpoint.
+    pub size: u64,
+    /// Root hash of the latest checkpoint, standard base64.
+    pub root: String,
+    /// The C2SP verifier key to pin: `<origin>+<key id>+<base64 key>`.
+    pub verifier_key: String,
+}
+
+/// Listing of a tenant's logs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogList {
+    /// The logs.
+    pub logs: Vec<LogDescription>,
+}
+
+/// Listing of tenants.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantList {
+    /// Tenant names.
+    pub tenants: Vec<String>,
+}
+
+/// An entry as submitted. The server adds `v`, `tenant`, `log`, `time`, a missing `id` and the
+/// payload commitment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntrySubmission {
+    /// UUIDv7 for idempotent retries; assigned by the server when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Dotted type: a custody type such as `model_version.registered` or `x.<your>.<type>`.
+    #[serde(rename = "type")]
+    pub entry_type: String,
+    /// RFC 3339 time reported by the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_time: Option<String>,
+    /// `{kind: user|service|system, id}`: an opaque principal id, never an e-mail or name.
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    /// `{kind, id}` of what the entry is about.
+    #[schema(value_type = Object)]
+    pub subject: Value,
+    /// `[{kind, id, rel}]` links to other evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub related: Option<Value>,
+    /// `{purpose, auth_method, request_id, session_id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+    /// Type-specific, non-personal data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    /// Personal or sensitive data: stored beside the leaf, committed to with a fresh salt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+}
+
+/// Where one submitted entry landed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Index in the log.
+    pub index: u64,
+    /// Leaf hash, lowercase hex.
+    pub leaf_hash: String,
+    /// Entry id.
+    pub id: String,
+    /// Size of the signed checkpoint that already covers this entry: its inclusion proof is
+    /// available at once.
+    pub checkpoint_size: u64,
+    /// True when this id was already logged with the same content (an idempotent retry).
+    #[serde(default)]
+    pub existing: bool,
+}
+
+/// Result of appending a JSON array or an NDJSON stream.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AppendResults {
+    /// One result per submitted entry, in order.
+    pub results: Vec<AppendResult>,
+    /// Size of the signed checkpoint that covers them all.
+    pub checkpoint_size: u64,
+}
+
+/// Payload state of an entry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadStatus {
+    /// The entry has no payload.
+    None,
+    /// The payload and salt are returned.
+    Present,
+    /// The payload was committed to but is no longer stored.
+    Erased,
+}
+
+/// One entry as read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntryRecord {
+    /// Index in the log.
+    pub index: u64,
+    /// Leaf hash, lowercase hex: `SHA-256(0x00 || JCS(envelope))`.
+    pub leaf_hash: String,
+    /// The envelope.
+    #[schema(value_type = Object)]
+    pub envelope: Value,
+    /// Whether a payload exists.
+    pub payload_status: PayloadStatus,
+    /// The payload, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The payload's salt, lowercase hex, so anyone can re-check the commitment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+}
+
+/// A page of entries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntryList {
+    /// Matching entries in index order.
+    pub entries: Vec<EntryRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// The checkpoint size this listing is consistent with.
+    pub checkpoint_size: u64,
+}
+
+/// RFC 9162 inclusion proof.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size.
+    pub size: u64,
+    /// Leaf hash, lowercase hex.
+    pub leaf_hash: String,
+    /// Audit path, standard base64, the leaf's sibling first.
+    pub hashes: Vec<String>,
+}
+
+/// RFC 9162 consistency proof.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    /// Older tree size.
+    pub from: u64,
+    /// Newer tree size.
+    pub to: u64,
+    /// Proof hashes, standard base64.
+    pub hashes: Vec<String>,
+}
+
+/// Liveness answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when served.
+    pub status: String,
+}

@@ -1,1 +1,333 @@
-//! placeholder
+//! A typed client for custody's `/v1` HTTP API, used by the CLI, the tests and any Rust
+//! program that records or audits evidence.
+//!
+//! Errors keep the server's RFC 9457 problem intact, so a caller can show the exact field and
+//! fix the server named.
+
+use custody_api as api;
+use reqwest::{Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a problem.
+    #[error("{}", problem_line(.0))]
+    Problem(Box<api::Problem>),
+    /// The server answered with an error that is not a problem document.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: StatusCode,
+        /// Response text, truncated.
+        body: String,
+    },
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach {url}: {message}")]
+    Transport {
+        /// The URL asked for.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The response was not what the API documents.
+    #[error("unexpected response from {url}: {message}")]
+    Decode {
+        /// The URL asked for.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+fn problem_line(p: &api::Problem) -> String {
+    match p.errors.as_slice() {
+        [] => format!("{} ({}): {}", p.title, p.status, p.detail),
+        fields => {
+            let list: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    if f.field.is_empty() {
+                        f.message.clone()
+                    } else {
+                        format!("{}: {}", f.field, f.message)
+                    }
+                })
+                .collect();
+            format!("{} ({}): {}", p.title, p.status, list.join("; "))
+        }
+    }
+}
+
+impl ClientError {
+    /// The problem document, when the server sent one.
+    pub fn problem(&self) -> Option<&api::Problem> {
+        match self {
+            ClientError::Problem(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Problem(p) => Some(p.status),
+            ClientError::Status { status, .. } => Some(status.as_u16()),
+            _ => None,
+        }
+    }
+}
+
+/// Result of a client call.
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// Filters for [`Client::list`]; unset fields are not sent.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Exact entry type.
+    pub entry_type: Option<String>,
+    /// Exact actor id.
+    pub actor: Option<String>,
+    /// Exact subject id.
+    pub subject: Option<String>,
+    /// An id among the related links.
+    pub related: Option<String>,
+    /// RFC 3339 lower bound (inclusive).
+    pub since: Option<String>,
+    /// RFC 3339 upper bound (exclusive).
+    pub until: Option<String>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<u32>,
+}
+
+/// A connection to one custody server. Cheap to clone; clones share a connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8443`).
+    pub fn new(base_url: &str) -> ClientResult<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Transport {
+                url: base_url.into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn log_url(&self, tenant: &str, log: &str, rest: &str) -> String {
+        format!("{}/v1/tenants/{tenant}/logs/{log}{rest}", self.base)
+    }
+
+    async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> ClientResult<Response> {
+        let resp = req.send().await.map_err(|e| ClientError::Transport {
+            url: url.into(),
+            message: e.to_string(),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let is_problem = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(api::PROBLEM_JSON));
+        let body = resp.text().await.unwrap_or_default();
+        if is_problem && let Ok(p) = serde_json::from_str::<api::Problem>(&body) {
+            return Err(ClientError::Problem(Box::new(p)));
+        }
+        Err(ClientError::Status {
+            status,
+            body: body.chars().take(500).collect(),
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> ClientResult<T> {
+        let resp = self.send(url, req).await?;
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
+            url: url.into(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: url.into(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn text(&self, url: &str) -> ClientResult<String> {
+        let resp = self.send(url, self.http.get(url)).await?;
+        resp.text().await.map_err(|e| ClientError::Transport {
+            url: url.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> ClientResult<api::Health> {
+        let url = format!("{}/healthz", self.base);
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// Creates a tenant and its logs.
+    pub async fn create_tenant(&self, name: &str) -> ClientResult<api::Tenant> {
+        let url = format!("{}/v1/tenants", self.base);
+        let req = self
+            .http
+            .post(&url)
+            .json(&api::CreateTenant { name: name.into() });
+        self.json(&url, req).await
+    }
+
+    /// Lists tenants.
+    pub async fn tenants(&self) -> ClientResult<api::TenantList> {
+        let url = format!("{}/v1/tenants", self.base);
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// Lists a tenant's logs.
+    pub async fn logs(&self, tenant: &str) -> ClientResult<api::LogList> {
+        let url = format!("{}/v1/tenants/{tenant}/logs", self.base);
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// Appends one entry.
+    pub async fn append(
+        &self,
+        tenant: &str,
+        log: &str,
+        entry: &Value,
+    ) -> ClientResult<api::AppendResult> {
+        let url = self.log_url(tenant, log, "/entries");
+        self.json(&url, self.http.post(&url).json(entry)).await
+    }
+
+    /// Appends several entries atomically.
+    pub async fn append_all(
+        &self,
+        tenant: &str,
+        log: &str,
+        entries: &[Value],
+    ) -> ClientResult<api::AppendResults> {
+        let url = self.log_url(tenant, log, "/entries");
+        self.json(&url, self.http.post(&url).json(entries)).await
+    }
+
+    /// Appends an NDJSON body (one entry per line) atomically.
+    pub async fn append_ndjson(
+        &self,
+        tenant: &str,
+        log: &str,
+        ndjson: Vec<u8>,
+    ) -> ClientResult<api::AppendResults> {
+        let url = self.log_url(tenant, log, "/entries");
+        let req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, api::NDJSON)
+            .body(ndjson);
+        self.json(&url, req).await
+    }
+
+    /// One entry.
+    pub async fn entry(&self, tenant: &str, log: &str, index: u64) -> ClientResult<api::EntryRecord> {
+        let url = self.log_url(tenant, log, &format!("/entries/{index}"));
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// A page of entries.
+    pub async fn list(&self, tenant: &str, log: &str, q: &ListQuery) -> ClientResult<api::EntryList> {
+        let url = self.log_url(tenant, log, "/entries");
+        let mut params: Vec<(&str, String)> = Vec::new();
+        let fields = [
+            ("type", &q.entry_type),
+            ("actor", &q.actor),
+            ("subject", &q.subject),
+            ("related", &q.related),
+            ("since", &q.since),
+            ("until", &q.until),
+            ("cursor", &q.cursor),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                params.push((k, v.clone()));
+            }
+        }
+        if let Some(l) = q.limit {
+            params.push(("limit", l.to_string()));
+        }
+        self.json(&url, self.http.get(&url).query(&params)).await
+    }
+
+    /// The latest signed checkpoint, byte-exact.
+    pub async fn checkpoint(&self, tenant: &str, log: &str) -> ClientResult<String> {
+        self.text(&self.log_url(tenant, log, "/checkpoint")).await
+    }
+
+    /// The verifier key string (without the trailing newline).
+    pub async fn vkey(&self, tenant: &str, log: &str) -> ClientResult<String> {
+        Ok(self
+            .text(&self.log_url(tenant, log, "/vkey"))
+            .await?
+            .trim_end()
+            .to_string())
+    }
+
+    /// The C2SP tlog-proof of an entry.
+    pub async fn tlog_proof(&self, tenant: &str, log: &str, index: u64) -> ClientResult<String> {
+        self.text(&self.log_url(tenant, log, &format!("/entries/{index}/tlog-proof")))
+            .await
+    }
+
+    /// Inclusion proof of `index` in the tree of `size` (default: latest).
+    pub async fn inclusion_proof(
+        &self,
+        tenant: &str,
+        log: &str,
+        index: u64,
+        size: Option<u64>,
+    ) -> ClientResult<api::InclusionProof> {
+        let url = self.log_url(tenant, log, "/proof/inclusion");
+        let mut params = vec![("index", index.to_string())];
+        if let Some(s) = size {
+            params.push(("size", s.to_string()));
+        }
+        self.json(&url, self.http.get(&url).query(&params)).await
+    }
+
+    /// Consistency proof between two sizes.
+    pub async fn consistency_proof(
+        &self,
+        tenant: &str,
+        log: &str,
+        from: u64,
+        to: u64,
+    ) -> ClientResult<api::ConsistencyProof> {
+        let url = self.log_url(tenant, log, "/proof/consistency");
+        let req = self
+            .http
+            .get(&url)
+            .query(&[("from", from.to_string()), ("to", to.to_string())]);
+        self.json(&url, req).await
+    }
+}

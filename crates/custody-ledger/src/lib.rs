@@ -1,1 +1,610 @@
-//! placeholder
+//! The ledger service: tenants, logs and their keys, appends through per-log sequencers, and
+//! every verified read (entries, checkpoints, proofs).
+//!
+//! It sits between the HTTP server (or any other front end) and a storage backend, and it owns
+//! the rules that make the log trustworthy: entries are validated and sealed before they are
+//! sequenced; each log has exactly one sequencer in this process; a write is acknowledged only
+//! once durable and covered by a signed checkpoint; proofs are assembled from stored subtree
+//! hashes in O(log n) reads.
+
+mod keys;
+mod sequencer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use custody_core::checkpoint::Checkpoint;
+use custody_core::commitment::{self, Salt};
+use custody_core::envelope::{
+    EntryInput, Envelope, LogName, TenantName, Timestamp, ValidationError, origin,
+    validate_server_name,
+};
+use custody_core::merkle::{self, Hash};
+use custody_core::note::NoteSigner;
+use custody_core::tlog_proof::TlogProof;
+use custody_store::{
+    EntryFilter, LedgerWriter, LogKey, LogRecord, StoreError, StoredCheckpoint, StoredEntry,
+    StoredPayload,
+};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, RwLock, oneshot};
+use uuid::Uuid;
+
+pub use keys::{KeyError, KeyStore};
+pub use sequencer::PreparedEntry;
+use sequencer::{AppendRequest, Sequencer, SequencerHandle};
+
+/// Most entries one listing page returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Why a ledger operation failed. Variants map one-to-one onto HTTP problem types.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    /// The input is invalid; nothing was written.
+    #[error("{0}")]
+    Invalid(ValidationError),
+    /// The tenant, log, entry or checkpoint does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what is recorded (an existing tenant, a reused id).
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage is unreachable; nothing was acknowledged, retrying may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Stored data or keys break an invariant; the log refuses to sign or serve over it.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => LedgerError::NotFound(m),
+            StoreError::Conflict(m) => LedgerError::Conflict(m),
+            StoreError::Corrupt(m) => LedgerError::Corrupt(m),
+            StoreError::Unavailable(m) => LedgerError::Unavailable(m),
+        }
+    }
+}
+
+impl From<ValidationError> for LedgerError {
+    fn from(e: ValidationError) -> Self {
+        LedgerError::Invalid(e)
+    }
+}
+
+impl From<KeyError> for LedgerError {
+    fn from(e: KeyError) -> Self {
+        LedgerError::Corrupt(e.to_string())
+    }
+}
+
+/// How the ledger is set up.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// First part of every origin, e.g. `custody.example`.
+    pub server_name: String,
+    /// Where log signing keys live.
+    pub key_dir: PathBuf,
+}
+
+/// One appended (or already present) entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its index in the log.
+    pub index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// Its id.
+    pub id: Uuid,
+    /// True when the id was already in the log with the same content (an idempotent retry).
+    pub existing: bool,
+}
+
+/// The result of one atomic append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// One result per submitted entry, in order.
+    pub results: Vec<Appended>,
+    /// Size of the signed checkpoint that covers every entry above.
+    pub checkpoint_size: u64,
+}
+
+/// A log with its current state, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInfo {
+    /// Registration.
+    pub record: LogRecord,
+    /// Latest checkpoint.
+    pub checkpoint: StoredCheckpoint,
+}
+
+/// An entry as read, with its leaf hash re-derived from the stored bytes.
+#[derive(Debug, Clone)]
+pub struct EntryView {
+    /// Index.
+    pub index: u64,
+    /// Parsed envelope.
+    pub envelope: serde_json::Value,
+    /// `SHA-256(0x00 || envelope bytes)`.
+    pub leaf_hash: Hash,
+    /// Payload and salt, when present and not erased.
+    pub payload: Option<(serde_json::Value, Salt)>,
+}
+
+/// A page of entries.
+#[derive(Debug, Clone)]
+pub struct EntryPage {
+    /// Matching entries in index order.
+    pub entries: Vec<EntryView>,
+    /// Where the next page starts, if there may be more.
+    pub next_cursor: Option<u64>,
+    /// The checkpoint size the page is consistent with.
+    pub checkpoint_size: u64,
+}
+
+/// An inclusion proof for one leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size the proof is for.
+    pub size: u64,
+    /// The leaf hash.
+    pub leaf_hash: Hash,
+    /// Audit path, leaf's sibling first.
+    pub hashes: Vec<Hash>,
+}
+
+/// The custody ledger over a storage backend.
+pub struct Ledger<S> {
+    store: S,
+    config: LedgerConfig,
+    keys: KeyStore,
+    sequencers: RwLock<HashMap<LogKey, SequencerHandle>>,
+    /// Serialises tenant creation so two requests cannot both write keys for one tenant.
+    creating: Mutex<()>,
+}
+
+impl<S: LedgerWriter + Clone> Ledger<S> {
+    /// Opens the ledger over `store`.
+    pub fn new(store: S, config: LedgerConfig) -> Result<Self, LedgerError> {
+        validate_server_name(&config.server_name)?;
+        let keys = KeyStore::open(&config.key_dir)?;
+        Ok(Self {
+            store,
+            config,
+            keys,
+            sequencers: RwLock::new(HashMap::new()),
+            creating: Mutex::new(()),
+        })
+    }
+
+    /// The storage backend (read-only use by callers).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The configured server name.
+    pub fn server_name(&self) -> &str {
+        &self.config.server_name
+    }
+
+    /// Creates a tenant with its three logs, their keys and their empty-tree checkpoints.
+    pub async fn create_tenant(&self, tenant: &TenantName) -> Result<Vec<LogInfo>, LedgerError> {
+        let _guard = self.creating.lock().await;
+        match self.store.logs(tenant).await {
+            Ok(_) => {
+                return Err(LedgerError::Conflict(format!(
+                    "tenant {tenant} already exists"
+                )));
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut logs = Vec::new();
+        for log in LogName::ALL {
+            let origin = origin(&self.config.server_name, tenant, log);
+            let signer = self.keys.create(tenant, log, &origin)?;
+            let checkpoint = sign_checkpoint(&signer, &origin, 0, merkle::empty_root())?;
+            logs.push((
+                LogRecord {
+                    key: LogKey {
+                        tenant: tenant.clone(),
+                        log,
+                    },
+                    origin,
+                    verifier_key: signer.verifier().to_string(),
+                },
+                checkpoint,
+            ));
+        }
+        self.store.create_tenant(tenant, logs.clone()).await?;
+        tracing::info!(%tenant, "tenant created");
+        Ok(logs
+            .into_iter()
+            .map(|(record, checkpoint)| LogInfo { record, checkpoint })
+            .collect())
+    }
+
+    /// Every tenant.
+    pub async fn tenants(&self) -> Result<Vec<TenantName>, LedgerError> {
+        Ok(self.store.tenants().await?)
+    }
+
+    /// The logs of a tenant with their latest checkpoints.
+    pub async fn logs(&self, tenant: &TenantName) -> Result<Vec<LogInfo>, LedgerError> {
+        let mut out = Vec::new();
+        for record in self.store.logs(tenant).await? {
+            let checkpoint = self.store.latest_checkpoint(&record.key).await?;
+            out.push(LogInfo { record, checkpoint });
+        }
+        Ok(out)
+    }
+
+    async fn record(&self, key: &LogKey) -> Result<LogRecord, LedgerError> {
+        self.store
+            .logs(&key.tenant)
+            .await?
+            .into_iter()
+            .find(|r| r.key.log == key.log)
+            .ok_or_else(|| LedgerError::NotFound(format!("log {}/{}", key.tenant, key.log)))
+    }
+
+    /// Validates, seals and prepares entries for a log: receive time, ids, fresh salts and
+    /// commitments. Pure CPU work done on the caller's task, so the sequencer only orders.
+    pub fn prepare(
+        &self,
+        key: &LogKey,
+        inputs: &[EntryInput],
+    ) -> Result<Vec<PreparedEntry>, LedgerError> {
+        let time = Timestamp::from_datetime(OffsetDateTime::now_utc());
+        let mut out = Vec::with_capacity(inputs.len());
+        let mut errors = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let prefix = |e: ValidationError| {
+                e.errors.into_iter().map(move |mut fe| {
+                    if inputs.len() > 1 {
+                        fe.field = if fe.field.is_empty() {
+                            format!("[{i}]")
+                        } else {
+                            format!("[{i}].{}", fe.field)
+                        };
+                    }
+                    fe
+                })
+            };
+            let payload = match &input.payload {
+                Some(p) => {
+                    let salt = Salt::generate().map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+                    let commitment = commitment::commit(&salt, p).map_err(|e| {
+                        ValidationError::one("payload", e.to_string())
+                    });
+                    match commitment {
+                        Ok(c) => Some((salt, c, p)),
+                        Err(e) => {
+                            errors.extend(prefix(e));
+                            continue;
+                        }
+                    }
+                }
+                None => None,
+            };
+            let id = input.id.unwrap_or_else(Uuid::now_v7);
+            match Envelope::seal(
+                input,
+                key.tenant.clone(),
+                key.log,
+                id,
+                time,
+                payload.as_ref().map(|(_, c, _)| c.clone()),
+            ) {
+                Ok(sealed) => out.push(PreparedEntry {
+                    client_id: input.id.is_some(),
+                    content_digest: input.content_digest(),
+                    sealed,
+                    payload: payload.map(|(salt, _, p)| StoredPayload {
+                        json: serde_json::to_vec(p).unwrap_or_default(),
+                        salt: salt.0,
+                    }),
+                }),
+                Err(e) => errors.extend(prefix(e)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(LedgerError::Invalid(ValidationError { errors }))
+        }
+    }
+
+    /// Appends entries atomically (all or none) and returns once they are durable and covered
+    /// by a signed checkpoint.
+    pub async fn append(
+        &self,
+        key: &LogKey,
+        inputs: &[EntryInput],
+    ) -> Result<AppendOutcome, LedgerError> {
+        if inputs.is_empty() {
+            return Err(LedgerError::Invalid(ValidationError::one(
+                "",
+                "no entries to append",
+            )));
+        }
+        let prepared = self.prepare(key, inputs)?;
+        self.append_prepared(key, prepared).await
+    }
+
+    /// Appends entries already prepared by [`Ledger::prepare`].
+    pub async fn append_prepared(
+        &self,
+        key: &LogKey,
+        entries: Vec<PreparedEntry>,
+    ) -> Result<AppendOutcome, LedgerError> {
+        let handle = self.sequencer(key).await?;
+        let (reply, rx) = oneshot::channel();
+        handle
+            .tx
+            .send(AppendRequest { entries, reply })
+            .await
+            .map_err(|_| LedgerError::Unavailable("the log is shutting down".into()))?;
+        rx.await
+            .map_err(|_| LedgerError::Unavailable("the log stopped before the write".into()))?
+    }
+
+    async fn sequencer(&self, key: &LogKey) -> Result<SequencerHandle, LedgerError> {
+        if let Some(h) = self.sequencers.read().await.get(key) {
+            return Ok(h.clone());
+        }
+        let mut map = self.sequencers.write().await;
+        if let Some(h) = map.get(key) {
+            return Ok(h.clone());
+        }
+        let record = self.record(key).await?;
+        let signer = self
+            .keys
+            .load(&key.tenant, key.log, &record.origin)?;
+        if signer.verifier().to_string() != record.verifier_key {
+            return Err(LedgerError::Corrupt(format!(
+                "the signing key on disk for {} does not match its registered verifier key",
+                record.origin
+            )));
+        }
+        let handle = Sequencer::start(
+            self.store.clone(),
+            key.clone(),
+            record.origin,
+            Arc::new(signer),
+        )
+        .await?;
+        map.insert(key.clone(), handle.clone());
+        Ok(handle)
+    }
+
+    /// Stops accepting appends; returns once every sequencer has drained its queue.
+    pub async fn shutdown(&self) {
+        let handles: Vec<SequencerHandle> = self.sequencers.write().await.drain().map(|(_, h)| h).collect();
+        for h in handles {
+            h.tx.closed().await;
+        }
+    }
+
+    /// The latest signed checkpoint.
+    pub async fn checkpoint(&self, key: &LogKey) -> Result<StoredCheckpoint, LedgerError> {
+        Ok(self.store.latest_checkpoint(key).await?)
+    }
+
+    /// The verifier key of a log.
+    pub async fn verifier_key(&self, key: &LogKey) -> Result<String, LedgerError> {
+        Ok(self.record(key).await?.verifier_key)
+    }
+
+    /// One entry, with its payload.
+    pub async fn entry(&self, key: &LogKey, index: u64) -> Result<EntryView, LedgerError> {
+        let size = self.store.latest_checkpoint(key).await?.size;
+        if index >= size {
+            return Err(LedgerError::NotFound(format!(
+                "entry {index} does not exist: the log has {size} entries"
+            )));
+        }
+        let stored = self
+            .store
+            .entry(key, index)
+            .await?
+            .ok_or_else(|| LedgerError::Corrupt(format!("entry {index} is missing from storage")))?;
+        view(stored)
+    }
+
+    /// Entries matching a filter, one page at a time, consistent with the latest checkpoint.
+    pub async fn list(
+        &self,
+        key: &LogKey,
+        mut filter: EntryFilter,
+    ) -> Result<EntryPage, LedgerError> {
+        let size = self.store.latest_checkpoint(key).await?.size;
+        filter.limit = filter.limit.clamp(1, MAX_PAGE);
+        filter.below_index = size;
+        let stored = self.store.find_entries(key, &filter).await?;
+        let next_cursor = if stored.len() == filter.limit as usize {
+            stored.last().map(|e| e.index + 1)
+        } else {
+            None
+        };
+        Ok(EntryPage {
+            entries: stored.into_iter().map(view).collect::<Result<_, _>>()?,
+            next_cursor,
+            checkpoint_size: size,
+        })
+    }
+
+    /// Entries `[from, to)` as stored, for export.
+    pub async fn export(
+        &self,
+        key: &LogKey,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredEntry>, LedgerError> {
+        Ok(self.store.entry_range(key, from, to).await?)
+    }
+
+    /// Inclusion proof of `index` in the tree of `size` (default: the latest checkpoint).
+    pub async fn inclusion_proof(
+        &self,
+        key: &LogKey,
+        index: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, LedgerError> {
+        let latest = self.store.latest_checkpoint(key).await?.size;
+        let size = size.unwrap_or(latest);
+        if size > latest {
+            return Err(invalid(
+                "size",
+                format!("tree size {size} is beyond the latest checkpoint ({latest})"),
+            ));
+        }
+        if index >= size {
+            return Err(invalid(
+                "index",
+                format!("index {index} is not in a tree of size {size}: use 0..{size}"),
+            ));
+        }
+        let plan = merkle::inclusion_plan(index, size).map_err(|e| invalid("index", e.to_string()))?;
+        let leaf = merkle::Subtree { level: 0, index };
+        let mut hashes = self.assemble(key, &plan, &[leaf]).await?;
+        let leaf_hash = hashes
+            .pop()
+            .ok_or_else(|| LedgerError::Corrupt("leaf hash missing".into()))?;
+        Ok(InclusionProof {
+            index,
+            size,
+            leaf_hash,
+            hashes,
+        })
+    }
+
+    /// Consistency proof between two tree sizes (`from` = 0 gives an empty proof).
+    pub async fn consistency_proof(
+        &self,
+        key: &LogKey,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, LedgerError> {
+        let latest = self.store.latest_checkpoint(key).await?.size;
+        if to > latest {
+            return Err(invalid(
+                "to",
+                format!("tree size {to} is beyond the latest checkpoint ({latest})"),
+            ));
+        }
+        if from > to {
+            return Err(invalid("from", format!("from ({from}) must not exceed to ({to})")));
+        }
+        if from == 0 || from == to {
+            return Ok(Vec::new());
+        }
+        let plan =
+            merkle::consistency_plan(from, to).map_err(|e| invalid("from", e.to_string()))?;
+        self.assemble(key, &plan, &[]).await
+    }
+
+    /// The C2SP tlog-proof of one entry against the latest checkpoint.
+    pub async fn tlog_proof(&self, key: &LogKey, index: u64) -> Result<TlogProof, LedgerError> {
+        let checkpoint = self.store.latest_checkpoint(key).await?;
+        if index >= checkpoint.size {
+            return Err(LedgerError::NotFound(format!(
+                "entry {index} does not exist: the log has {} entries",
+                checkpoint.size
+            )));
+        }
+        let proof = self
+            .inclusion_proof(key, index, Some(checkpoint.size))
+            .await?;
+        Ok(TlogProof {
+            extra: None,
+            index,
+            path: proof.hashes,
+            checkpoint: checkpoint.note,
+        })
+    }
+
+    /// Fetches the hashes a plan needs in one read and folds them; `extra` subtrees are
+    /// appended to the result in order.
+    async fn assemble(
+        &self,
+        key: &LogKey,
+        plan: &[merkle::ProofNode],
+        extra: &[merkle::Subtree],
+    ) -> Result<Vec<Hash>, LedgerError> {
+        let mut wanted: Vec<merkle::Subtree> = plan
+            .iter()
+            .flat_map(|n| n.0.iter().copied())
+            .chain(extra.iter().copied())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let found = self.store.nodes(key, &wanted).await?;
+        let map: HashMap<merkle::Subtree, Hash> = wanted
+            .into_iter()
+            .zip(found)
+            .filter_map(|(s, h)| h.map(|h| (s, h)))
+            .collect();
+        let mut hashes = merkle::assemble(plan, |s| map.get(&s).copied())
+            .map_err(|e| LedgerError::Corrupt(format!("cannot build proof: {e}")))?;
+        for s in extra {
+            hashes.push(*map.get(s).ok_or_else(|| {
+                LedgerError::Corrupt(format!("tree node {}/{} is missing", s.level, s.index))
+            })?);
+        }
+        Ok(hashes)
+    }
+}
+
+fn invalid(field: &str, message: String) -> LedgerError {
+    LedgerError::Invalid(ValidationError::one(field, message))
+}
+
+fn sign_checkpoint(
+    signer: &NoteSigner,
+    origin: &str,
+    size: u64,
+    root: Hash,
+) -> Result<StoredCheckpoint, LedgerError> {
+    let signed = custody_core::checkpoint::SignedCheckpoint::sign(
+        Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+            extensions: Vec::new(),
+        },
+        signer,
+    )
+    .map_err(|e| LedgerError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
+    Ok(StoredCheckpoint {
+        size,
+        root,
+        note: signed.note,
+    })
+}
+
+fn view(stored: StoredEntry) -> Result<EntryView, LedgerError> {
+    let envelope: serde_json::Value = serde_json::from_slice(&stored.envelope).map_err(|e| {
+        LedgerError::Corrupt(format!("entry {} is not valid JSON: {e}", stored.index))
+    })?;
+    let payload = match stored.payload {
+        Some(p) => Some((
+            serde_json::from_slice(&p.json).map_err(|e| {
+                LedgerError::Corrupt(format!("payload of entry {} is not JSON: {e}", stored.index))
+            })?,
+            Salt(p.salt),
+        )),
+        None => None,
+    };
+    Ok(EntryView {
+        index: stored.index,
+        leaf_hash: merkle::leaf_hash(&stored.envelope),
+        envelope,
+        payload,
+    })
+}

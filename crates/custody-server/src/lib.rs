@@ -1,1 +1,54 @@
-//! placeholder
+//! custody's HTTP server: the `/v1` JSON API over a [`Ledger`].
+//!
+//! The server is a library so tests and the `custody serve` command run the same router; the
+//! binary only wires configuration, storage and signals to [`serve`].
+//!
+//! API boundary: every response is either the documented JSON (see [`openapi`]), a byte-exact
+//! C2SP text (checkpoints, tlog-proofs, verifier keys), or an RFC 9457 problem. Handlers parse
+//! their own inputs so that malformed JSON, a wrong content type or an oversize body all get a
+//! precise problem rather than a framework default, and none of them writes anything.
+
+mod problem;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use custody_ledger::Ledger;
+use custody_store::LedgerWriter;
+use tokio::net::TcpListener;
+
+pub use problem::ApiError;
+pub use routes::{MAX_BODY_BYTES, openapi, router};
+
+/// State shared by every handler.
+pub struct AppState<S> {
+    /// The ledger behind the API.
+    pub ledger: Arc<Ledger<S>>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            ledger: self.ledger.clone(),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// and drains the sequencers, so every write that was acknowledged stays acknowledged and every
+/// write in progress is either committed and acknowledged or never acknowledged.
+pub async fn serve<S: LedgerWriter + Clone>(
+    listener: TcpListener,
+    ledger: Arc<Ledger<S>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(AppState {
+        ledger: ledger.clone(),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    ledger.shutdown().await;
+    Ok(())
+}

@@ -1,1 +1,244 @@
-//! placeholder
+//! The storage boundary of custody: what the ledger asks of a database, in domain terms.
+//!
+//! Backends (`custody-store-sqlite` embedded by default; others later) implement
+//! [`LedgerReader`] and [`LedgerWriter`]. Read-only code paths take only a reader, so they
+//! cannot write. No database type crosses this boundary, and backend errors are classified into
+//! [`StoreError`] so every backend maps a duplicate to `Conflict` and an outage to
+//! `Unavailable` the same way.
+//!
+//! Architecture invariant: a backend commits an [`AppendBatch`] (entries, payloads, the tree's
+//! new complete-subtree hashes and the signed checkpoint that covers them) in one durable
+//! transaction. After any crash the store holds a prefix of batches, and its latest checkpoint
+//! always matches its entries and tree hashes.
+
+use std::future::Future;
+
+use custody_core::envelope::{LogName, TenantName};
+use custody_core::merkle::{Hash, Subtree};
+use uuid::Uuid;
+
+/// Why a storage operation failed, in terms the API can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A uniqueness rule would be broken (a tenant that exists, an id reused).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The stored data breaks an invariant (a missing tree node, an unreadable row): evidence
+    /// of corruption or tampering, never a client mistake.
+    #[error("storage is inconsistent: {0}")]
+    Corrupt(String),
+    /// The database cannot be reached or refused the operation; retrying may succeed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Names one log of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogKey {
+    /// The owning tenant.
+    pub tenant: TenantName,
+    /// Which of its logs.
+    pub log: LogName,
+}
+
+/// A log as registered in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Which log.
+    pub key: LogKey,
+    /// `<server-name>/<tenant>/<log>`.
+    pub origin: String,
+    /// The verifier key string users pin.
+    pub verifier_key: String,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size it covers.
+    pub size: u64,
+    /// Root hash at that size.
+    pub root: Hash,
+    /// The C2SP signed note, byte-exact as served.
+    pub note: String,
+}
+
+/// A payload kept beside its leaf, with the salt that opens its commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayload {
+    /// The payload's JSON text.
+    pub json: Vec<u8>,
+    /// The 32-byte salt.
+    pub salt: [u8; 32],
+}
+
+/// The columns an entry is found by, copied out of its envelope when it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryIndexFields {
+    /// Envelope `type`.
+    pub entry_type: String,
+    /// Envelope `actor.id`.
+    pub actor_id: String,
+    /// Envelope `subject.kind`.
+    pub subject_kind: String,
+    /// Envelope `subject.id`.
+    pub subject_id: String,
+    /// `(kind, id, rel)` of each `related` link.
+    pub related: Vec<(String, String, String)>,
+    /// Envelope `time` in microseconds since the epoch.
+    pub time_micros: i64,
+}
+
+/// One entry to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// Its position in the log.
+    pub index: u64,
+    /// Envelope `id`.
+    pub id: Uuid,
+    /// `SHA-256(0x00 || envelope)`.
+    pub leaf_hash: Hash,
+    /// The canonical envelope: the leaf data.
+    pub envelope: Vec<u8>,
+    /// Digest of the client's submission, to tell a retry from a conflicting reuse of an id.
+    pub content_digest: [u8; 32],
+    /// Query columns.
+    pub fields: EntryIndexFields,
+    /// The payload, if any.
+    pub payload: Option<StoredPayload>,
+}
+
+/// An entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Its position in the log.
+    pub index: u64,
+    /// Envelope `id`.
+    pub id: Uuid,
+    /// The leaf hash recorded at write time.
+    pub leaf_hash: Hash,
+    /// The canonical envelope bytes.
+    pub envelope: Vec<u8>,
+    /// The payload, unless there was none or it was erased.
+    pub payload: Option<StoredPayload>,
+}
+
+/// What an existing id resolved to, for idempotent appends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingEntry {
+    /// Envelope `id`.
+    pub id: Uuid,
+    /// Its position.
+    pub index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// Digest of the submission that created it.
+    pub content_digest: [u8; 32],
+}
+
+/// Everything one sequencer batch changes, committed atomically.
+#[derive(Debug, Clone)]
+pub struct AppendBatch {
+    /// The log appended to.
+    pub key: LogKey,
+    /// New entries, with consecutive indexes starting at the previous checkpoint's size.
+    pub entries: Vec<NewEntry>,
+    /// Complete subtrees that the new leaves completed (including the leaves themselves).
+    pub nodes: Vec<(Subtree, Hash)>,
+    /// The checkpoint that covers the log after this batch.
+    pub checkpoint: StoredCheckpoint,
+}
+
+/// Filters for listing entries; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    /// Exact `type`.
+    pub entry_type: Option<String>,
+    /// Exact `actor.id`.
+    pub actor_id: Option<String>,
+    /// Exact `subject.id`.
+    pub subject_id: Option<String>,
+    /// An exact id among the `related` links.
+    pub related_id: Option<String>,
+    /// `time >= since` (microseconds).
+    pub since_micros: Option<i64>,
+    /// `time < until` (microseconds).
+    pub until_micros: Option<i64>,
+    /// Only indexes at or after this one (the cursor).
+    pub from_index: u64,
+    /// Only indexes below this one (the checkpoint size the listing is consistent with).
+    pub below_index: u64,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
+/// Read access to the ledger's storage. Every method is a snapshot read.
+pub trait LedgerReader: Send + Sync + 'static {
+    /// Every tenant, by name.
+    fn tenants(&self) -> impl Future<Output = StoreResult<Vec<TenantName>>> + Send;
+    /// The logs of one tenant; `NotFound` if the tenant does not exist.
+    fn logs(&self, tenant: &TenantName) -> impl Future<Output = StoreResult<Vec<LogRecord>>> + Send;
+    /// The latest checkpoint of a log.
+    fn latest_checkpoint(
+        &self,
+        key: &LogKey,
+    ) -> impl Future<Output = StoreResult<StoredCheckpoint>> + Send;
+    /// The stored checkpoint of exactly `size`, if the log published one.
+    fn checkpoint_at(
+        &self,
+        key: &LogKey,
+        size: u64,
+    ) -> impl Future<Output = StoreResult<Option<StoredCheckpoint>>> + Send;
+    /// Hashes of complete subtrees, in the order asked; `None` where not stored.
+    fn nodes(
+        &self,
+        key: &LogKey,
+        subtrees: &[Subtree],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Hash>>>> + Send;
+    /// One entry by index.
+    fn entry(
+        &self,
+        key: &LogKey,
+        index: u64,
+    ) -> impl Future<Output = StoreResult<Option<StoredEntry>>> + Send;
+    /// Entries with indexes in `[from, to)`, in order, for export and verification.
+    fn entry_range(
+        &self,
+        key: &LogKey,
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
+    /// Entries matching a filter, in index order.
+    fn find_entries(
+        &self,
+        key: &LogKey,
+        filter: &EntryFilter,
+    ) -> impl Future<Output = StoreResult<Vec<StoredEntry>>> + Send;
+    /// Which of `ids` already exist in the log.
+    fn existing_ids(
+        &self,
+        key: &LogKey,
+        ids: &[Uuid],
+    ) -> impl Future<Output = StoreResult<Vec<ExistingEntry>>> + Send;
+}
+
+/// Write access. Only the ledger's sequencer calls it, one batch at a time per log.
+pub trait LedgerWriter: LedgerReader {
+    /// Creates a tenant and its logs, each with the checkpoint of its empty tree, atomically.
+    /// `Conflict` if the tenant exists.
+    fn create_tenant(
+        &self,
+        tenant: &TenantName,
+        logs: Vec<(LogRecord, StoredCheckpoint)>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Commits one batch durably (synced to disk) before returning. The batch's checkpoint
+    /// must extend the latest stored one; a backend refuses a batch whose first index is not
+    /// the stored size, so two writers can never both extend the same tree.
+    fn append_batch(&self, batch: AppendBatch) -> impl Future<Output = StoreResult<()>> + Send;
+}

@@ -1,0 +1,394 @@
+//! The single writer of one log: assigns indexes, extends the tree, signs, commits, acks.
+//!
+//! Every append request for a log goes through its sequencer task. Requests that arrive while
+//! a batch is being committed queue up and become the next batch, so under load many entries
+//! share one transaction, one fsync and one signature (group commit) with no artificial wait;
+//! an idle log commits a lone entry at once.
+//!
+//! Architecture invariant: a reply is sent only after the batch's transaction, which includes
+//! the signed checkpoint that covers its entries, is durable. A checkpoint is signed only after
+//! the new tree is proven consistent with the previous checkpoint, so the log can never sign
+//! two inconsistent checkpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use custody_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use custody_core::envelope::SealedEntry;
+use custody_core::merkle::{self, Frontier, Hash, Subtree};
+use custody_core::note::NoteSigner;
+use custody_store::{
+    AppendBatch, EntryIndexFields, LedgerWriter, LogKey, NewEntry, StoredCheckpoint, StoredPayload,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::{Appended, AppendOutcome, LedgerError};
+
+/// Most entries gathered into one batch from queued requests (a single larger request is still
+/// committed whole, since it is atomic).
+const MAX_BATCH_ENTRIES: usize = 8192;
+
+/// An entry sealed by the request handler, waiting for an index.
+#[derive(Debug, Clone)]
+pub struct PreparedEntry {
+    /// Whether the client chose the id (only then can it be a retry).
+    pub client_id: bool,
+    /// Digest of the client's submission.
+    pub content_digest: [u8; 32],
+    /// Envelope, canonical bytes and leaf hash.
+    pub sealed: SealedEntry,
+    /// Payload with its salt.
+    pub payload: Option<StoredPayload>,
+}
+
+impl PreparedEntry {
+    fn id(&self) -> Uuid {
+        self.sealed.envelope.id
+    }
+}
+
+pub(crate) struct AppendRequest {
+    pub entries: Vec<PreparedEntry>,
+    pub reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
+}
+
+/// The handle the ledger keeps for a running sequencer.
+#[derive(Clone)]
+pub(crate) struct SequencerHandle {
+    pub tx: mpsc::Sender<AppendRequest>,
+}
+
+pub(crate) struct Sequencer<S> {
+    key: LogKey,
+    origin: String,
+    signer: Arc<NoteSigner>,
+    store: S,
+    frontier: Frontier,
+    checkpoint: StoredCheckpoint,
+    /// Set when a commit failed; the next batch first reloads the state from storage.
+    stale: bool,
+}
+
+/// Reads the tree's right edge back from storage and checks it against the latest checkpoint.
+pub(crate) async fn load_frontier<S: LedgerWriter>(
+    store: &S,
+    key: &LogKey,
+    checkpoint: &StoredCheckpoint,
+) -> Result<Frontier, LedgerError> {
+    let parts = merkle::decompose(0, checkpoint.size);
+    let hashes = store.nodes(key, &parts).await?;
+    let hashes = hashes
+        .into_iter()
+        .zip(&parts)
+        .map(|(h, s)| {
+            h.ok_or_else(|| {
+                LedgerError::Corrupt(format!(
+                    "tree node level {} index {} is missing from storage",
+                    s.level, s.index
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let frontier = Frontier::from_parts(checkpoint.size, hashes)
+        .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+    if frontier.root() != checkpoint.root {
+        return Err(LedgerError::Corrupt(format!(
+            "stored tree of size {} does not match its checkpoint root",
+            checkpoint.size
+        )));
+    }
+    Ok(frontier)
+}
+
+enum Planned {
+    Existing(Appended),
+    New(usize),
+}
+
+impl<S: LedgerWriter + Clone> Sequencer<S> {
+    pub(crate) async fn start(
+        store: S,
+        key: LogKey,
+        origin: String,
+        signer: Arc<NoteSigner>,
+    ) -> Result<SequencerHandle, LedgerError> {
+        let checkpoint = store.latest_checkpoint(&key).await?;
+        let frontier = load_frontier(&store, &key, &checkpoint).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        let seq = Sequencer {
+            key,
+            origin,
+            signer,
+            store,
+            frontier,
+            checkpoint,
+            stale: false,
+        };
+        tokio::spawn(seq.run(rx));
+        Ok(SequencerHandle { tx })
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
+        while let Some(first) = rx.recv().await {
+            let mut count = first.entries.len();
+            let mut batch = vec![first];
+            while count < MAX_BATCH_ENTRIES {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        count += r.entries.len();
+                        batch.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch).await;
+        }
+        tracing::debug!(tenant = %self.key.tenant, log = %self.key.log, "sequencer stopped");
+    }
+
+    async fn commit(&mut self, requests: Vec<AppendRequest>) {
+        if self.stale
+            && let Err(e) = self.reload().await
+        {
+            for r in requests {
+                let _ = r.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+        let client_ids: Vec<Uuid> = requests
+            .iter()
+            .flat_map(|r| r.entries.iter().filter(|e| e.client_id).map(|e| e.id()))
+            .collect();
+        let existing = if client_ids.is_empty() {
+            HashMap::new()
+        } else {
+            match self.store.existing_ids(&self.key, &client_ids).await {
+                Ok(found) => found.into_iter().map(|e| (e.id, e)).collect(),
+                Err(e) => {
+                    let err = LedgerError::from(e);
+                    for r in requests {
+                        let _ = r.reply.send(Err(err.clone()));
+                    }
+                    return;
+                }
+            }
+        };
+
+        let start_size = self.frontier.size();
+        // Leaves are added to a copy, adopted only once the batch is durable.
+        let mut frontier = self.frontier.clone();
+        let mut new_entries: Vec<NewEntry> = Vec::new();
+        // Ids appended earlier in this batch: id -> (position in new_entries, digest).
+        let mut pending: HashMap<Uuid, (usize, [u8; 32], Hash)> = HashMap::new();
+        let mut nodes: Vec<(Subtree, Hash)> = Vec::new();
+        let mut plans: Vec<(AppendRequest, Result<Vec<Planned>, LedgerError>)> = Vec::new();
+
+        for req in requests {
+            let planned = self.plan(&req.entries, &existing, &pending, start_size, new_entries.len());
+            if let Ok(plan) = &planned {
+                for (entry, p) in req.entries.iter().zip(plan) {
+                    if let Planned::New(pos) = p
+                        && *pos == new_entries.len()
+                    {
+                        pending.insert(entry.id(), (*pos, entry.content_digest, entry.sealed.leaf_hash));
+                        nodes.extend(frontier.push(entry.sealed.leaf_hash));
+                        new_entries.push(new_entry(start_size + *pos as u64, entry));
+                    }
+                }
+            }
+            plans.push((req, planned));
+        }
+
+        if !new_entries.is_empty() {
+            if let Err(e) = self.publish(frontier, new_entries, nodes).await {
+                tracing::error!(tenant = %self.key.tenant, log = %self.key.log, error = %e, "batch not committed");
+                self.stale = true;
+                for (req, _) in plans {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        }
+
+        for (req, planned) in plans {
+            let outcome = planned.map(|plan| AppendOutcome {
+                checkpoint_size: self.checkpoint.size,
+                results: plan
+                    .into_iter()
+                    .zip(&req.entries)
+                    .map(|(p, e)| match p {
+                        Planned::Existing(a) => a,
+                        Planned::New(pos) => Appended {
+                            index: start_size + pos as u64,
+                            leaf_hash: e.sealed.leaf_hash,
+                            id: e.id(),
+                            existing: false,
+                        },
+                    })
+                    .collect(),
+            });
+            let _ = req.reply.send(outcome);
+        }
+    }
+
+    /// Decides, for each entry of one atomic request, whether it is a retry of an entry that
+    /// exists or a new entry, and refuses the whole request if any id is reused for other
+    /// content.
+    fn plan(
+        &self,
+        entries: &[PreparedEntry],
+        existing: &HashMap<Uuid, custody_store::ExistingEntry>,
+        pending: &HashMap<Uuid, (usize, [u8; 32], Hash)>,
+        start_size: u64,
+        first_new: usize,
+    ) -> Result<Vec<Planned>, LedgerError> {
+        let mut local: HashMap<Uuid, (usize, [u8; 32], Hash)> = HashMap::new();
+        let mut next = first_new;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = e.id();
+            let conflict = || {
+                LedgerError::Conflict(format!(
+                    "entry id {id} already exists in this log with different content; use a new id"
+                ))
+            };
+            if let Some(x) = existing.get(&id) {
+                if x.content_digest != e.content_digest {
+                    return Err(conflict());
+                }
+                out.push(Planned::Existing(Appended {
+                    index: x.index,
+                    leaf_hash: x.leaf_hash,
+                    id,
+                    existing: true,
+                }));
+            } else if let Some((pos, digest, leaf_hash)) = pending.get(&id).or_else(|| local.get(&id))
+            {
+                if *digest != e.content_digest {
+                    return Err(conflict());
+                }
+                out.push(Planned::Existing(Appended {
+                    index: start_size + *pos as u64,
+                    leaf_hash: *leaf_hash,
+                    id,
+                    existing: true,
+                }));
+            } else {
+                local.insert(id, (next, e.content_digest, e.sealed.leaf_hash));
+                out.push(Planned::New(next));
+                next += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn publish(
+        &mut self,
+        frontier: Frontier,
+        entries: Vec<NewEntry>,
+        nodes: Vec<(Subtree, Hash)>,
+    ) -> Result<(), LedgerError> {
+        let old_size = self.frontier.size();
+        let new_size = frontier.size();
+        let root = frontier.root();
+        self.check_consistency(&nodes, old_size, new_size, &root)
+            .await?;
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: new_size,
+            root,
+            extensions: Vec::new(),
+        };
+        let signed = SignedCheckpoint::sign(checkpoint, &self.signer)
+            .map_err(|e| LedgerError::Corrupt(format!("cannot sign checkpoint: {e}")))?;
+        let stored = StoredCheckpoint {
+            size: new_size,
+            root,
+            note: signed.note,
+        };
+        self.store
+            .append_batch(AppendBatch {
+                key: self.key.clone(),
+                entries,
+                nodes,
+                checkpoint: stored.clone(),
+            })
+            .await?;
+        self.checkpoint = stored;
+        self.frontier = frontier;
+        Ok(())
+    }
+
+    /// Proves the new tree extends the last signed one before anything is signed.
+    async fn check_consistency(
+        &self,
+        new_nodes: &[(Subtree, Hash)],
+        old_size: u64,
+        new_size: u64,
+        new_root: &Hash,
+    ) -> Result<(), LedgerError> {
+        if old_size == 0 {
+            return Ok(());
+        }
+        let plan = merkle::consistency_plan(old_size, new_size)
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let fresh: HashMap<Subtree, Hash> = new_nodes.iter().copied().collect();
+        let mut wanted: Vec<Subtree> = plan
+            .iter()
+            .flat_map(|n| n.0.iter().copied())
+            .filter(|s| !fresh.contains_key(s))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let stored = self.store.nodes(&self.key, &wanted).await?;
+        let mut known = fresh;
+        for (s, h) in wanted.into_iter().zip(stored) {
+            if let Some(h) = h {
+                known.insert(s, h);
+            }
+        }
+        let proof = merkle::assemble(&plan, |s| known.get(&s).copied())
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        merkle::verify_consistency(old_size, new_size, &proof, &self.checkpoint.root, new_root)
+            .map_err(|e| {
+                LedgerError::Corrupt(format!(
+                    "refusing to sign: tree of size {new_size} is not consistent with checkpoint {old_size}: {e}"
+                ))
+            })
+    }
+
+    /// Re-reads the committed state: after a failed commit the outcome on disk is unknown, so
+    /// the store, not memory, says where the log stands.
+    async fn reload(&mut self) -> Result<(), LedgerError> {
+        let checkpoint = self.store.latest_checkpoint(&self.key).await?;
+        self.frontier = load_frontier(&self.store, &self.key, &checkpoint).await?;
+        self.checkpoint = checkpoint;
+        self.stale = false;
+        Ok(())
+    }
+}
+
+fn new_entry(index: u64, e: &PreparedEntry) -> NewEntry {
+    let env = &e.sealed.envelope;
+    NewEntry {
+        index,
+        id: env.id,
+        leaf_hash: e.sealed.leaf_hash,
+        envelope: e.sealed.canonical.clone(),
+        content_digest: e.content_digest,
+        fields: EntryIndexFields {
+            entry_type: env.entry_type.clone(),
+            actor_id: env.actor.id.clone(),
+            subject_kind: env.subject.kind.clone(),
+            subject_id: env.subject.id.clone(),
+            related: env
+                .related
+                .iter()
+                .map(|r| (r.kind.clone(), r.id.clone(), r.rel.clone()))
+                .collect(),
+            time_micros: env.time.unix_micros(),
+        },
+        payload: e.payload.clone(),
+    }
+}

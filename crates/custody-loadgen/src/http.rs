@@ -1,0 +1,404 @@
+//! HTTP modes: appends to and inclusion proofs from custody, and appends to siglog.
+//!
+//! Every mode runs `concurrency` tokio tasks that share one `reqwest::Client` (one connection
+//! pool) and claim work from a shared counter until `total` is reached.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Client, StatusCode};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use crate::entry::{Rng, canonical_envelope, submission};
+use crate::report::{Report, Tally};
+
+/// What custody answers for one appended entry; only the fields checked here.
+#[derive(Debug, Deserialize)]
+struct AppendResult {
+    index: u64,
+    checkpoint_size: u64,
+}
+
+/// What custody answers for a JSON array of entries.
+#[derive(Debug, Deserialize)]
+struct AppendResults {
+    results: Vec<AppendResult>,
+    checkpoint_size: u64,
+}
+
+/// The fields of an inclusion proof checked here.
+#[derive(Debug, Deserialize)]
+struct InclusionProof {
+    index: u64,
+    size: u64,
+    hashes: Vec<String>,
+}
+
+/// Options of `http-append`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppendArgs {
+    /// Base URL of the custody server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// Tenant to append to; created first (an existing one is fine).
+    #[arg(long, default_value = "bench")]
+    pub tenant: String,
+    /// Log to append to.
+    #[arg(long, default_value = "governance")]
+    pub log: String,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Entries to append in all.
+    #[arg(long, default_value_t = 20_000)]
+    pub total: u64,
+    /// Entries per request: 1 sends a JSON object, more send a JSON array.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
+    /// Length of each entry's `body.blob`.
+    #[arg(long, default_value_t = 200)]
+    pub payload_bytes: usize,
+}
+
+/// Options of `http-proof`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProofArgs {
+    /// Base URL of the custody server.
+    #[arg(long)]
+    pub url: String,
+    /// Tenant to read.
+    #[arg(long, default_value = "bench")]
+    pub tenant: String,
+    /// Log to read.
+    #[arg(long, default_value = "governance")]
+    pub log: String,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Proofs to fetch in all.
+    #[arg(long, default_value_t = 20_000)]
+    pub total: u64,
+}
+
+/// Options of `siglog-add`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SiglogArgs {
+    /// Base URL of the siglog server, e.g. http://127.0.0.1:2025.
+    #[arg(long)]
+    pub url: String,
+    /// Concurrent requests.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Entries to add in all.
+    #[arg(long, default_value_t = 20_000)]
+    pub total: u64,
+    /// Length of each entry's `body.blob`.
+    #[arg(long, default_value_t = 200)]
+    pub payload_bytes: usize,
+    /// Seconds to wait after the run for siglog's checkpoint to cover every acked entry.
+    #[arg(long, default_value_t = 30)]
+    pub integrate_timeout: u64,
+}
+
+/// One client for all tasks, keeping up to `concurrency` idle connections to the server.
+fn client(concurrency: usize) -> Result<Client> {
+    Ok(Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
+/// Runs `concurrency` copies of a worker, each given its number, and merges their tallies.
+async fn run_workers<F, Fut>(concurrency: usize, worker: F) -> Result<Tally>
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Tally> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for w in 0..concurrency {
+        set.spawn(worker(w as u64));
+    }
+    let mut tally = Tally::default();
+    while let Some(t) = set.join_next().await {
+        tally.merge(t?);
+    }
+    Ok(tally)
+}
+
+/// Claims the next `n` sequence numbers, or `None` once `total` is reached; the last claim
+/// may be short.
+fn claim(next: &AtomicU64, n: u64, total: u64) -> Option<(u64, u64)> {
+    let first = next.fetch_add(n, Ordering::Relaxed);
+    (first < total).then(|| (first, n.min(total - first)))
+}
+
+/// The start of a response body, for error messages.
+fn excerpt(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()
+}
+
+/// Creates the tenant, accepting one that already exists.
+async fn create_tenant(client: &Client, base: &str, tenant: &str) -> Result<()> {
+    let resp = client
+        .post(format!("{base}/v1/tenants"))
+        .json(&serde_json::json!({ "name": tenant }))
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/v1/tenants"))?;
+    let status = resp.status();
+    if status != StatusCode::CREATED && status != StatusCode::CONFLICT {
+        bail!("creating tenant {tenant}: HTTP {status}: {}", excerpt(&resp.bytes().await?));
+    }
+    Ok(())
+}
+
+/// Sends one append request and checks that custody says every entry is already covered by
+/// a signed checkpoint.
+async fn post_append(client: &Client, url: &str, body: String, many: bool, n: u64) -> Result<()> {
+    let resp = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if status != StatusCode::CREATED {
+        bail!("HTTP {status}: {}", excerpt(&bytes));
+    }
+    let (results, size) = if many {
+        let r: AppendResults = serde_json::from_slice(&bytes)?;
+        (r.results, r.checkpoint_size)
+    } else {
+        let r: AppendResult = serde_json::from_slice(&bytes)?;
+        let size = r.checkpoint_size;
+        (vec![r], size)
+    };
+    ensure!(results.len() as u64 == n, "{} results for {n} entries", results.len());
+    for r in &results {
+        ensure!(
+            r.checkpoint_size > r.index && size > r.index,
+            "entry {} acked with checkpoint size {}",
+            r.index,
+            r.checkpoint_size.min(size)
+        );
+    }
+    Ok(())
+}
+
+/// `http-append`: appends `total` entries to a custody log.
+pub async fn http_append(a: &AppendArgs) -> Result<Report> {
+    ensure!(a.concurrency > 0 && a.batch > 0, "concurrency and batch must be positive");
+    let client = client(a.concurrency)?;
+    let base = a.url.trim_end_matches('/').to_string();
+    create_tenant(&client, &base, &a.tenant).await?;
+    let url: Arc<str> = format!("{base}/v1/tenants/{}/logs/{}/entries", a.tenant, a.log).into();
+    let next = Arc::new(AtomicU64::new(0));
+    let (total, batch, payload) = (a.total, a.batch, a.payload_bytes);
+    let start = Instant::now();
+    let tally = run_workers(a.concurrency, |w| {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        async move {
+            let mut rng = Rng::new(w);
+            let mut tally = Tally::default();
+            while let Some((first, n)) = claim(&next, batch, total) {
+                let body = if batch == 1 {
+                    submission(first, &rng.blob(payload))
+                } else {
+                    let items: Vec<String> =
+                        (first..first + n).map(|s| submission(s, &rng.blob(payload))).collect();
+                    format!("[{}]", items.join(","))
+                };
+                let t = Instant::now();
+                match post_append(&client, &url, body, batch > 1, n).await {
+                    Ok(()) => tally.ok(t.elapsed(), n),
+                    Err(e) => tally.error(format!("append {first}: {e:#}")),
+                }
+            }
+            tally
+        }
+    })
+    .await?;
+    Ok(Report::new("http-append", a.concurrency, a.total, start.elapsed(), tally)
+        .with("batch", a.batch)
+        .with("payload_bytes", a.payload_bytes as u64))
+}
+
+/// Tree size on line 2 of a checkpoint note.
+fn checkpoint_size(note: &str) -> Result<u64> {
+    let line = note.lines().nth(1).ok_or_else(|| anyhow!("checkpoint has no size line"))?;
+    line.trim()
+        .parse()
+        .with_context(|| format!("checkpoint size {line:?}"))
+}
+
+/// Fetches one inclusion proof and checks it is for the leaf and size asked for.
+async fn get_proof(client: &Client, url: &str, index: u64, size: u64) -> Result<()> {
+    let resp = client
+        .get(url)
+        .query(&[("index", index), ("size", size)])
+        .send()
+        .await?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if status != StatusCode::OK {
+        bail!("HTTP {status}: {}", excerpt(&bytes));
+    }
+    let p: InclusionProof = serde_json::from_slice(&bytes)?;
+    ensure!(
+        p.index == index && p.size == size && (size == 1 || !p.hashes.is_empty()),
+        "proof for {}/{} with {} hashes",
+        p.index,
+        p.size,
+        p.hashes.len()
+    );
+    Ok(())
+}
+
+/// `http-proof`: fetches `total` inclusion proofs of random leaves at the current size.
+pub async fn http_proof(a: &ProofArgs) -> Result<Report> {
+    ensure!(a.concurrency > 0, "concurrency must be positive");
+    let client = client(a.concurrency)?;
+    let base = format!("{}/v1/tenants/{}/logs/{}", a.url.trim_end_matches('/'), a.tenant, a.log);
+    let resp = client.get(format!("{base}/checkpoint")).send().await?;
+    let status = resp.status();
+    let note = resp.text().await?;
+    ensure!(status == StatusCode::OK, "checkpoint: HTTP {status}: {note}");
+    let size = checkpoint_size(&note)?;
+    ensure!(size > 0, "the log is empty: run http-append first");
+    let url: Arc<str> = format!("{base}/proof/inclusion").into();
+    let next = Arc::new(AtomicU64::new(0));
+    let total = a.total;
+    let start = Instant::now();
+    let tally = run_workers(a.concurrency, |w| {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        async move {
+            let mut rng = Rng::new(w);
+            let mut tally = Tally::default();
+            while claim(&next, 1, total).is_some() {
+                let index = rng.below(size);
+                let t = Instant::now();
+                match get_proof(&client, &url, index, size).await {
+                    Ok(()) => tally.ok(t.elapsed(), 1),
+                    Err(e) => tally.error(format!("proof {index}: {e:#}")),
+                }
+            }
+            tally
+        }
+    })
+    .await?;
+    Ok(Report::new("http-proof", a.concurrency, a.total, start.elapsed(), tally)
+        .with("tree_size", size))
+}
+
+/// siglog's current tree size; 0 before its first checkpoint.
+async fn siglog_size(client: &Client, base: &str) -> Result<u64> {
+    let resp = client.get(format!("{base}/checkpoint")).send().await?;
+    let status = resp.status();
+    let note = resp.text().await?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(0);
+    }
+    ensure!(status.is_success(), "checkpoint: HTTP {status}: {note}");
+    checkpoint_size(&note)
+}
+
+/// Sends one entry's bytes to siglog's `POST /add`.
+async fn post_add(client: &Client, url: &str, body: String) -> Result<()> {
+    let resp = client.post(url).body(body).send().await?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {}", excerpt(&bytes));
+    }
+    Ok(())
+}
+
+/// `siglog-add`: adds `total` entries to siglog, then waits for its checkpoint to cover them,
+/// since siglog acknowledges an entry before any checkpoint includes it.
+pub async fn siglog_add(a: &SiglogArgs) -> Result<Report> {
+    ensure!(a.concurrency > 0, "concurrency must be positive");
+    let client = client(a.concurrency)?;
+    let base = a.url.trim_end_matches('/').to_string();
+    let initial = siglog_size(&client, &base).await?;
+    let url: Arc<str> = format!("{base}/add").into();
+    let next = Arc::new(AtomicU64::new(0));
+    let (total, payload) = (a.total, a.payload_bytes);
+    let start = Instant::now();
+    let tally = run_workers(a.concurrency, |w| {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        async move {
+            let mut rng = Rng::new(w);
+            let mut tally = Tally::default();
+            while let Some((seq, _)) = claim(&next, 1, total) {
+                let body = canonical_envelope(seq, &rng.blob(payload), "bench", "siglog");
+                let t = Instant::now();
+                match post_add(&client, &url, body).await {
+                    Ok(()) => tally.ok(t.elapsed(), 1),
+                    Err(e) => tally.error(format!("add {seq}: {e:#}")),
+                }
+            }
+            tally
+        }
+    })
+    .await?;
+    let elapsed = start.elapsed();
+    let target = initial + tally.ok_entries;
+
+    let deadline = Instant::now() + Duration::from_secs(a.integrate_timeout);
+    let mut size = initial;
+    let mut last_growth = Instant::now();
+    let mut reached = None;
+    loop {
+        match siglog_size(&client, &base).await {
+            Ok(s) if s > size => {
+                size = s;
+                last_growth = Instant::now();
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("polling checkpoint: {e:#}"),
+        }
+        if size >= target {
+            reached = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        // siglog publishes a checkpoint every second by default: allow a few missed ones.
+        if Instant::now() >= deadline || last_growth.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Report::new("siglog-add", a.concurrency, a.total, elapsed, tally)
+        .with("payload_bytes", a.payload_bytes as u64)
+        .with("integrated_entries", size - initial)
+        .with(
+            "seconds_until_integrated",
+            reached.map(|s| (s * 1000.0).round() / 1000.0),
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_stop_at_total() {
+        let next = AtomicU64::new(0);
+        assert_eq!(claim(&next, 4, 10), Some((0, 4)));
+        assert_eq!(claim(&next, 4, 10), Some((4, 4)));
+        assert_eq!(claim(&next, 4, 10), Some((8, 2)));
+        assert_eq!(claim(&next, 4, 10), None);
+    }
+
+    #[test]
+    fn reads_checkpoint_size() {
+        assert_eq!(checkpoint_size("example.com/log\n42\nroot=\n").unwrap(), 42);
+        assert!(checkpoint_size("origin").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! RFC 9457 problem responses: the one shape every custody error takes on the wire.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custody_api::{PROBLEM_JSON, Problem, ProblemField};
+use custody_core::envelope::ValidationError;
+use custody_ledger::LedgerError;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<ProblemField>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: String) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail,
+            errors: Vec::new(),
+        }
+    }
+
+    /// 400 with field errors.
+    pub fn validation(e: ValidationError) -> Self {
+        let detail = if e.errors.len() == 1 {
+            let f = &e.errors[0];
+            if f.field.is_empty() {
+                f.message.clone()
+            } else {
+                format!("{}: {}", f.field, f.message)
+            }
+        } else {
+            format!("{} fields are invalid; see errors", e.errors.len())
+        };
+        let mut err = Self::new(
+            StatusCode::BAD_REQUEST,
+            "validation",
+            "Invalid request",
+            detail,
+        );
+        err.errors = e
+            .errors
+            .into_iter()
+            .map(|f| ProblemField {
+                field: f.field,
+                message: f.message,
+            })
+            .collect();
+        err
+    }
+
+    /// 400 for one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(ValidationError::one(field, message))
+    }
+
+    /// 400 for a body that is not valid JSON.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            detail.into(),
+        )
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            detail.into(),
+        )
+    }
+
+    /// 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this route does not accept that method; see /v1/openapi.json".into(),
+        )
+    }
+
+    /// 413.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+            format!("the request body exceeds {limit} bytes; split it into several requests"),
+        )
+    }
+
+    /// 415.
+    pub fn unsupported_media_type(got: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!(
+                "Content-Type {got:?} is not accepted: send application/json (one entry or an array) or application/x-ndjson"
+            ),
+        )
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Invalid(v) => Self::validation(v),
+            LedgerError::NotFound(m) => Self::not_found(m),
+            LedgerError::Conflict(m) => {
+                Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m)
+            }
+            LedgerError::Unavailable(m) => {
+                tracing::warn!(error = %m, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service unavailable",
+                    "storage is unavailable; nothing was written, retry shortly".into(),
+                )
+            }
+            LedgerError::Corrupt(m) => {
+                tracing::error!(error = %m, "ledger integrity error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "integrity",
+                    "Ledger integrity error",
+                    m,
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            problem_type: format!("https://custody.dev/problems/{}", self.kind),
+            title: self.title.into(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            errors: self.errors,
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

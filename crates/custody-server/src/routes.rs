@@ -1,0 +1,561 @@
+//! Routes and handlers of the `/v1` API.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use custody_api as api;
+use custody_core::envelope::{EntryInput, LogName, TenantName, Timestamp};
+use custody_core::jcs;
+use custody_ledger::{AppendOutcome, EntryView, LogInfo};
+use custody_store::{EntryFilter, LedgerWriter, LogKey};
+use serde_json::Value;
+use utoipa::OpenApi;
+
+use crate::{ApiError, AppState};
+
+/// Largest request body: a JSON array or NDJSON stream of entries. Each envelope is further
+/// limited to 65,535 canonical bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most entries one append request may carry.
+pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The router with every route, for any storage backend.
+pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
+    let log = "/v1/tenants/{tenant}/logs/{log}";
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/tenants", get(list_tenants::<S>).post(create_tenant::<S>))
+        .route("/v1/tenants/{tenant}/logs", get(list_logs::<S>))
+        .route(
+            &format!("{log}/entries"),
+            get(list_entries::<S>).post(append::<S>),
+        )
+        .route(&format!("{log}/entries/{{index}}"), get(get_entry::<S>))
+        .route(
+            &format!("{log}/entries/{{index}}/tlog-proof"),
+            get(tlog_proof::<S>),
+        )
+        .route(&format!("{log}/checkpoint"), get(checkpoint::<S>))
+        .route(&format!("{log}/proof/inclusion"), get(inclusion::<S>))
+        .route(&format!("{log}/proof/consistency"), get(consistency::<S>))
+        .route(&format!("{log}/vkey"), get(vkey::<S>))
+        .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+}
+
+/// The OpenAPI 3 document, generated from the handlers and wire types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "custody",
+        description = "A per-tenant, append-only, verifiable ledger of ML governance evidence. Proofs follow RFC 9162; checkpoints are C2SP signed notes."
+    ),
+    paths(
+        healthz,
+        create_tenant,
+        list_tenants,
+        list_logs,
+        append,
+        list_entries,
+        get_entry,
+        tlog_proof,
+        checkpoint,
+        inclusion,
+        consistency,
+        vkey
+    ),
+    components(schemas(
+        api::Problem,
+        api::ProblemField,
+        api::CreateTenant,
+        api::Tenant,
+        api::TenantList,
+        api::LogDescription,
+        api::LogList,
+        api::EntrySubmission,
+        api::AppendResult,
+        api::AppendResults,
+        api::EntryRecord,
+        api::EntryList,
+        api::PayloadStatus,
+        api::InclusionProof,
+        api::ConsistencyProof,
+        api::Health
+    ))
+)]
+struct ApiDoc;
+
+async fn openapi_json() -> Response {
+    Json(openapi()).into_response()
+}
+
+/// Liveness: 200 once the server accepts requests.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = api::Health)))]
+async fn healthz() -> Json<api::Health> {
+    Json(api::Health {
+        status: "ok".into(),
+    })
+}
+
+fn tenant_name(s: &str) -> ApiResult<TenantName> {
+    TenantName::parse(s).map_err(ApiError::validation)
+}
+
+fn log_key(tenant: &str, log: &str) -> ApiResult<LogKey> {
+    let tenant = tenant_name(tenant)?;
+    let log = LogName::parse(log).map_err(|_| {
+        ApiError::not_found(format!(
+            "no log {log:?}: each tenant has governance, inference and access"
+        ))
+    })?;
+    Ok(LogKey { tenant, log })
+}
+
+fn describe(info: &LogInfo) -> api::LogDescription {
+    api::LogDescription {
+        name: info.record.key.log.as_str().into(),
+        origin: info.record.origin.clone(),
+        size: info.checkpoint.size,
+        root: info.checkpoint.root.to_base64(),
+        verifier_key: info.record.verifier_key.clone(),
+    }
+}
+
+/// Reads a body up to `limit`, answering 413 beyond it.
+async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+    jcs::parse_strict(bytes).map_err(|e| ApiError::malformed(e.to_string()))
+}
+
+/// Query parameters, refusing any the route does not know.
+fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::field("query", format!("malformed query string: {e}")))?;
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::field(
+                &k,
+                format!("unknown query parameter; allowed: {}", allowed.join(", ")),
+            ));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(ApiError::field(&k, "given more than once"));
+        }
+    }
+    Ok(out)
+}
+
+fn number(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<u64>> {
+    q.get(name)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::field(name, format!("{v:?} is not a non-negative integer"))
+            })
+        })
+        .transpose()
+}
+
+fn index_param(s: &str) -> ApiResult<u64> {
+    s.parse::<u64>()
+        .map_err(|_| ApiError::field("index", format!("{s:?} is not a non-negative integer")))
+}
+
+fn text(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(api::TEXT_PLAIN))],
+        body,
+    )
+        .into_response()
+}
+
+/// Creates a tenant and its three logs (governance, inference, access), each with a new key.
+#[utoipa::path(post, path = "/v1/tenants", request_body = api::CreateTenant,
+    responses((status = 201, body = api::Tenant), (status = 400, body = api::Problem), (status = 409, body = api::Problem)))]
+async fn create_tenant<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let ct = content_type(&headers);
+    if ct != "application/json" {
+        return Err(ApiError::unsupported_media_type(&ct));
+    }
+    let value = parse_json(&read_body(body, 4096).await?)?;
+    let name = match value.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(ApiError::field("name", "is required: a tenant name such as \"acme\"")),
+    };
+    if let Some(k) = value.as_object().and_then(|o| o.keys().find(|k| *k != "name")) {
+        return Err(ApiError::field(k, "unknown field; allowed: name"));
+    }
+    let tenant = TenantName::parse(&name).map_err(|e| {
+        ApiError::validation(custody_core::envelope::ValidationError {
+            errors: e
+                .errors
+                .into_iter()
+                .map(|mut f| {
+                    f.field = "name".into();
+                    f
+                })
+                .collect(),
+        })
+    })?;
+    let logs = st.ledger.create_tenant(&tenant).await?;
+    let body = api::Tenant {
+        name: tenant.to_string(),
+        logs: logs.iter().map(describe).collect(),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Lists tenants.
+#[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = api::TenantList)))]
+async fn list_tenants<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+) -> ApiResult<Json<api::TenantList>> {
+    let tenants = st.ledger.tenants().await?;
+    Ok(Json(api::TenantList {
+        tenants: tenants.into_iter().map(String::from).collect(),
+    }))
+}
+
+/// Lists a tenant's logs with origin, size, root and verifier key.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs",
+    params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = api::LogList), (status = 404, body = api::Problem)))]
+async fn list_logs<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path(tenant): Path<String>,
+) -> ApiResult<Json<api::LogList>> {
+    let tenant = tenant_name(&tenant)?;
+    let logs = st.ledger.logs(&tenant).await?;
+    Ok(Json(api::LogList {
+        logs: logs.iter().map(describe).collect(),
+    }))
+}
+
+fn result(outcome: &AppendOutcome) -> Vec<api::AppendResult> {
+    outcome
+        .results
+        .iter()
+        .map(|a| api::AppendResult {
+            index: a.index,
+            leaf_hash: a.leaf_hash.to_hex(),
+            id: a.id.to_string(),
+            checkpoint_size: outcome.checkpoint_size,
+            existing: a.existing,
+        })
+        .collect()
+}
+
+/// Validates every entry of a request, naming fields by their position when there are many.
+fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
+    if values.is_empty() {
+        return Err(ApiError::field("", "no entries: send at least one"));
+    }
+    if values.len() > MAX_ENTRIES_PER_REQUEST {
+        return Err(ApiError::field(
+            "",
+            format!("at most {MAX_ENTRIES_PER_REQUEST} entries per request; split the upload"),
+        ));
+    }
+    let mut out = Vec::with_capacity(values.len());
+    let mut errors = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        match EntryInput::from_json(v) {
+            Ok(input) => out.push(input),
+            Err(e) => errors.extend(e.errors.into_iter().map(|mut f| {
+                if many {
+                    f.field = if f.field.is_empty() {
+                        format!("[{i}]")
+                    } else {
+                        format!("[{i}].{}", f.field)
+                    };
+                }
+                f
+            })),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::validation(custody_core::envelope::ValidationError { errors }))
+    }
+}
+
+/// Appends one entry (a JSON object), several atomically (a JSON array), or a bulk NDJSON
+/// stream (also atomic). Answers 201 once the entries are durable and covered by a signed
+/// checkpoint.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/logs/{log}/entries",
+    params(("tenant" = String, Path), ("log" = String, Path, description = "governance, inference or access")),
+    request_body(content = api::EntrySubmission, description = "One entry, a JSON array of entries, or NDJSON (application/x-ndjson)"),
+    responses(
+        (status = 201, description = "One entry appended", body = api::AppendResult),
+        (status = 400, body = api::Problem), (status = 404, body = api::Problem),
+        (status = 409, description = "An id was reused with different content", body = api::Problem),
+        (status = 413, body = api::Problem), (status = 415, body = api::Problem),
+        (status = 503, body = api::Problem)))]
+async fn append<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let key = log_key(&tenant, &log)?;
+    let ct = content_type(&headers);
+    let (values, single) = match ct.as_str() {
+        "application/json" => match parse_json(&read_body(body, MAX_BODY_BYTES).await?)? {
+            Value::Array(items) => (items, false),
+            v @ Value::Object(_) => (vec![v], true),
+            _ => {
+                return Err(ApiError::field(
+                    "",
+                    "send an entry object or an array of entry objects",
+                ));
+            }
+        },
+        "application/x-ndjson" => {
+            let bytes = read_body(body, MAX_BODY_BYTES).await?;
+            let mut values = Vec::new();
+            for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                values.push(jcs::parse_strict(line).map_err(|e| {
+                    ApiError::malformed(format!("line {}: {e}", n + 1))
+                })?);
+            }
+            (values, false)
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    let inputs = inputs(&values, !single)?;
+    drop(values);
+    let outcome = st.ledger.append(&key, &inputs).await?;
+    let mut results = result(&outcome);
+    let resp = if single {
+        (StatusCode::CREATED, Json(results.remove(0))).into_response()
+    } else {
+        (
+            StatusCode::CREATED,
+            Json(api::AppendResults {
+                results,
+                checkpoint_size: outcome.checkpoint_size,
+            }),
+        )
+            .into_response()
+    };
+    Ok(resp)
+}
+
+fn record(v: EntryView) -> api::EntryRecord {
+    let commitment = v.envelope.get("payload_commitment").is_some();
+    let (payload_status, payload, salt) = match v.payload {
+        Some((p, s)) => (api::PayloadStatus::Present, Some(p), Some(s.to_hex())),
+        None if commitment => (api::PayloadStatus::Erased, None, None),
+        None => (api::PayloadStatus::None, None, None),
+    };
+    api::EntryRecord {
+        index: v.index,
+        leaf_hash: v.leaf_hash.to_hex(),
+        envelope: v.envelope,
+        payload_status,
+        payload,
+        salt,
+    }
+}
+
+/// Lists entries matching every given filter, in index order, one page at a time.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/entries",
+    params(("tenant" = String, Path), ("log" = String, Path),
+        ("type" = Option<String>, Query, description = "Exact entry type"),
+        ("actor" = Option<String>, Query, description = "Exact actor id"),
+        ("subject" = Option<String>, Query, description = "Exact subject id"),
+        ("related" = Option<String>, Query, description = "An id among the related links"),
+        ("since" = Option<String>, Query, description = "RFC 3339: time >= since"),
+        ("until" = Option<String>, Query, description = "RFC 3339: time < until"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 100)")),
+    responses((status = 200, body = api::EntryList), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
+async fn list_entries<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<api::EntryList>> {
+    let key = log_key(&tenant, &log)?;
+    let q = query(
+        raw,
+        &["type", "actor", "subject", "related", "since", "until", "cursor", "limit"],
+    )?;
+    let time = |name: &str| -> ApiResult<Option<i64>> {
+        q.get(name)
+            .map(|v| {
+                Timestamp::parse(v).map(|t| t.unix_micros()).ok_or_else(|| {
+                    ApiError::field(name, format!("{v:?} is not an RFC 3339 time"))
+                })
+            })
+            .transpose()
+    };
+    let limit = match number(&q, "limit")? {
+        None => 100,
+        Some(l) if (1..=u64::from(custody_ledger::MAX_PAGE)).contains(&l) => l as u32,
+        Some(l) => {
+            return Err(ApiError::field(
+                "limit",
+                format!("{l} is out of range: use 1 to {}", custody_ledger::MAX_PAGE),
+            ));
+        }
+    };
+    let filter = EntryFilter {
+        entry_type: q.get("type").cloned(),
+        actor_id: q.get("actor").cloned(),
+        subject_id: q.get("subject").cloned(),
+        related_id: q.get("related").cloned(),
+        since_micros: time("since")?,
+        until_micros: time("until")?,
+        from_index: number(&q, "cursor")?.unwrap_or(0),
+        below_index: 0,
+        limit,
+    };
+    let page = st.ledger.list(&key, filter).await?;
+    Ok(Json(api::EntryList {
+        entries: page.entries.into_iter().map(record).collect(),
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+        checkpoint_size: page.checkpoint_size,
+    }))
+}
+
+/// One entry: envelope, leaf hash, and payload with salt when present.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/entries/{index}",
+    params(("tenant" = String, Path), ("log" = String, Path), ("index" = u64, Path)),
+    responses((status = 200, body = api::EntryRecord), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
+async fn get_entry<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log, index)): Path<(String, String, String)>,
+) -> ApiResult<Json<api::EntryRecord>> {
+    let key = log_key(&tenant, &log)?;
+    let index = index_param(&index)?;
+    Ok(Json(record(st.ledger.entry(&key, index).await?)))
+}
+
+/// The C2SP tlog-proof of one entry: index, inclusion path and the latest signed checkpoint.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/entries/{index}/tlog-proof",
+    params(("tenant" = String, Path), ("log" = String, Path), ("index" = u64, Path)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
+async fn tlog_proof<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log, index)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let key = log_key(&tenant, &log)?;
+    let index = index_param(&index)?;
+    Ok(text(st.ledger.tlog_proof(&key, index).await?.to_text()))
+}
+
+/// The latest signed checkpoint, byte-exact C2SP signed note.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/checkpoint",
+    params(("tenant" = String, Path), ("log" = String, Path)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
+async fn checkpoint<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let key = log_key(&tenant, &log)?;
+    let mut resp = text(st.ledger.checkpoint(&key).await?.note);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// RFC 9162 inclusion proof of `index` in the tree of `size` (default: latest checkpoint).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/proof/inclusion",
+    params(("tenant" = String, Path), ("log" = String, Path),
+        ("index" = u64, Query), ("size" = Option<u64>, Query)),
+    responses((status = 200, body = api::InclusionProof), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
+async fn inclusion<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<api::InclusionProof>> {
+    let key = log_key(&tenant, &log)?;
+    let q = query(raw, &["index", "size"])?;
+    let index = number(&q, "index")?
+        .ok_or_else(|| ApiError::field("index", "is required: the entry's index"))?;
+    let proof = st
+        .ledger
+        .inclusion_proof(&key, index, number(&q, "size")?)
+        .await?;
+    Ok(Json(api::InclusionProof {
+        index: proof.index,
+        size: proof.size,
+        leaf_hash: proof.leaf_hash.to_hex(),
+        hashes: proof.hashes.iter().map(|h| h.to_base64()).collect(),
+    }))
+}
+
+/// RFC 9162 consistency proof between tree sizes `from` and `to`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/proof/consistency",
+    params(("tenant" = String, Path), ("log" = String, Path),
+        ("from" = u64, Query), ("to" = u64, Query)),
+    responses((status = 200, body = api::ConsistencyProof), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
+async fn consistency<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<api::ConsistencyProof>> {
+    let key = log_key(&tenant, &log)?;
+    let q = query(raw, &["from", "to"])?;
+    let from = number(&q, "from")?
+        .ok_or_else(|| ApiError::field("from", "is required: the older tree size"))?;
+    let to = number(&q, "to")?
+        .ok_or_else(|| ApiError::field("to", "is required: the newer tree size"))?;
+    let hashes = st.ledger.consistency_proof(&key, from, to).await?;
+    Ok(Json(api::ConsistencyProof {
+        from,
+        to,
+        hashes: hashes.iter().map(|h| h.to_base64()).collect(),
+    }))
+}
+
+/// The log's C2SP verifier key string, to pin.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/vkey",
+    params(("tenant" = String, Path), ("log" = String, Path)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
+async fn vkey<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let key = log_key(&tenant, &log)?;
+    Ok(text(format!("{}\n", st.ledger.verifier_key(&key).await?)))
+}

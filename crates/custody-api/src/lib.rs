@@ -225,3 +225,16 @@ pub struct Health {
     /// Always `ok` when served.
     pub status: String,
 }
+
+/// One line of `GET .../export` (NDJSON): an entry's leaf exactly as stored, so a verifier
+/// re-hashes the stored bytes rather than a re-serialisation of them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ExportedLeaf {
+    /// Index in the log.
+    pub index: u64,
+    /// The leaf hash recorded when the entry was written, lowercase hex. Authenticated only
+    /// if all recorded hashes together give a signed root; used to point at a bad entry.
+    pub recorded_leaf_hash: String,
+    /// The leaf data (the canonical envelope bytes), standard base64.
+    pub leaf_data: String,
+}

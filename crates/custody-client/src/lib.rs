@@ -330,4 +330,33 @@ impl Client {
             .query(&[("from", from.to_string()), ("to", to.to_string())]);
         self.json(&url, req).await
     }
+
+    /// Leaves `[from, to)` exactly as stored (at most 10,000 per call).
+    pub async fn export(
+        &self,
+        tenant: &str,
+        log: &str,
+        from: u64,
+        to: u64,
+    ) -> ClientResult<Vec<api::ExportedLeaf>> {
+        let url = self.log_url(tenant, log, "/export");
+        let req = self
+            .http
+            .get(&url)
+            .query(&[("from", from.to_string()), ("to", to.to_string())]);
+        let resp = self.send(&url, req).await?;
+        let body = resp.bytes().await.map_err(|e| ClientError::Transport {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_slice(l).map_err(|e| ClientError::Decode {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
 }

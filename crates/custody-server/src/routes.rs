@@ -48,6 +48,7 @@ pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
         .route(&format!("{log}/proof/inclusion"), get(inclusion::<S>))
         .route(&format!("{log}/proof/consistency"), get(consistency::<S>))
         .route(&format!("{log}/vkey"), get(vkey::<S>))
+        .route(&format!("{log}/export"), get(export::<S>))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
@@ -76,7 +77,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         checkpoint,
         inclusion,
         consistency,
-        vkey
+        vkey,
+        export
     ),
     components(schemas(
         api::Problem,
@@ -94,6 +96,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         api::PayloadStatus,
         api::InclusionProof,
         api::ConsistencyProof,
+        api::ExportedLeaf,
         api::Health
     ))
 )]
@@ -558,4 +561,57 @@ async fn vkey<S: LedgerWriter + Clone>(
 ) -> ApiResult<Response> {
     let key = log_key(&tenant, &log)?;
     Ok(text(format!("{}\n", st.ledger.verifier_key(&key).await?)))
+}
+
+/// Most leaves one export request returns; page with `from`.
+pub const MAX_EXPORT_PAGE: u64 = 10_000;
+
+/// Leaves `[from, to)` as stored (NDJSON of `ExportedLeaf`), bounded by the latest checkpoint
+/// and at most 10,000 per request: the raw material of `custody verify`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/export",
+    params(("tenant" = String, Path), ("log" = String, Path),
+        ("from" = u64, Query), ("to" = u64, Query)),
+    responses((status = 200, content_type = "application/x-ndjson", body = api::ExportedLeaf), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
+async fn export<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    use base64ct::{Base64, Encoding};
+    let key = log_key(&tenant, &log)?;
+    let q = query(raw, &["from", "to"])?;
+    let from = number(&q, "from")?
+        .ok_or_else(|| ApiError::field("from", "is required: the first index"))?;
+    let to = number(&q, "to")?
+        .ok_or_else(|| ApiError::field("to", "is required: one past the last index"))?;
+    let size = st.ledger.checkpoint(&key).await?.size;
+    if from > to || to > size {
+        return Err(ApiError::field(
+            "to",
+            format!("range {from}..{to} is not within the log's {size} entries"),
+        ));
+    }
+    if to - from > MAX_EXPORT_PAGE {
+        return Err(ApiError::field(
+            "to",
+            format!("at most {MAX_EXPORT_PAGE} leaves per request; page with from"),
+        ));
+    }
+    let entries = st.ledger.export(&key, from, to).await?;
+    let mut out = Vec::with_capacity(entries.len() * 512);
+    for e in entries {
+        let line = api::ExportedLeaf {
+            index: e.index,
+            recorded_leaf_hash: e.leaf_hash.to_hex(),
+            leaf_data: Base64::encode_string(&e.envelope),
+        };
+        serde_json::to_writer(&mut out, &line)
+            .map_err(|e| ApiError::from(custody_ledger::LedgerError::Corrupt(e.to_string())))?;
+        out.push(b'\n');
+    }
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(api::NDJSON))],
+        out,
+    )
+        .into_response())
 }

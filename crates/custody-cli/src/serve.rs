@@ -1,0 +1,78 @@
+//! `custody serve`: the server on the embedded store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use custody_ledger::{Ledger, LedgerConfig};
+use custody_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+/// Where the embedded database lives inside the data directory.
+pub const DATABASE_FILE: &str = "custody.db";
+
+/// Runs the server until SIGTERM or Ctrl-C, then drains in-flight writes.
+pub async fn run(
+    data_dir: PathBuf,
+    listen: String,
+    server_name: String,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
+    let db_path = match database_url.as_deref() {
+        None => data_dir.join(DATABASE_FILE),
+        Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(path) => PathBuf::from(path),
+            None => bail!(
+                "--database-url {url:?} is not supported by this build: use sqlite:PATH, or omit it for <data-dir>/{DATABASE_FILE}"
+            ),
+        },
+    };
+    let store = SqliteStore::open(&db_path)
+        .await
+        .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+    let ledger = Arc::new(Ledger::new(
+        store,
+        LedgerConfig {
+            server_name: server_name.clone(),
+            key_dir: data_dir.join("keys"),
+        },
+    )?);
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?} is not an address such as 127.0.0.1:7878"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        server_name = %server_name,
+        database = %db_path.display(),
+        "custody listening on http://{local}"
+    );
+    custody_server::serve(listener, ledger, shutdown_signal()).await?;
+    tracing::info!("custody stopped; every acknowledged write is durable");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -23,7 +23,11 @@ use serde_json::Value;
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 
 #[derive(Parser)]
-#[command(name = "custody", version, about = "A verifiable ledger for ML governance evidence")]
+#[command(
+    name = "custody",
+    version,
+    about = "A verifiable ledger for ML governance evidence"
+)]
 struct Cli {
     /// Server to talk to.
     #[arg(long, global = true, env = "CUSTODY_SERVER", default_value = DEFAULT_SERVER)]
@@ -241,7 +245,10 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -322,10 +329,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             if json {
                 let cp = custody_core::checkpoint::Checkpoint::parse(
-                    note.split("\n\n").next().map(|b| format!("{b}\n")).as_deref().unwrap_or(""),
+                    note.split("\n\n")
+                        .next()
+                        .map(|b| format!("{b}\n"))
+                        .as_deref()
+                        .unwrap_or(""),
                 )
                 .map_err(|e| anyhow::anyhow!("server sent a malformed checkpoint: {e}"))?;
-                print(true, &serde_json::json!({"origin": cp.origin, "size": cp.size, "root": cp.root.to_base64(), "note": note}), String::new)?;
+                print(
+                    true,
+                    &serde_json::json!({"origin": cp.origin, "size": cp.size, "root": cp.root.to_base64(), "note": note}),
+                    String::new,
+                )?;
             } else {
                 print!("{note}");
             }
@@ -335,7 +350,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             print(json, &serde_json::json!({"verifier_key": v}), || v.clone())?;
         }
         Command::Proof(ProofCommand::Inclusion { at, index, size }) => {
-            let p = client()?.inclusion_proof(&at.tenant, &at.log, index, size).await?;
+            let p = client()?
+                .inclusion_proof(&at.tenant, &at.log, index, size)
+                .await?;
             print(json, &p, || {
                 format!(
                     "index {} size {} leaf {}\n{}",
@@ -347,8 +364,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             })?;
         }
         Command::Proof(ProofCommand::Consistency { at, from, to }) => {
-            let p = client()?.consistency_proof(&at.tenant, &at.log, from, to).await?;
-            print(json, &p, || format!("from {} to {}\n{}", p.from, p.to, p.hashes.join("\n")))?;
+            let p = client()?
+                .consistency_proof(&at.tenant, &at.log, from, to)
+                .await?;
+            print(json, &p, || {
+                format!("from {} to {}\n{}", p.from, p.to, p.hashes.join("\n"))
+            })?;
         }
         Command::Proof(ProofCommand::Tlog { at, index, output }) => {
             let p = client()?.tlog_proof(&at.tenant, &at.log, index).await?;
@@ -373,7 +394,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     r.origin,
                     r.checkpoint_size,
                     vkey,
-                    if r.payload_checked { "; payload matches its commitment" } else { "" }
+                    if r.payload_checked {
+                        "; payload matches its commitment"
+                    } else {
+                        ""
+                    }
                 )
             })?;
         }
@@ -395,12 +420,17 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let r = verify::verify_log(BufReader::new(file), &vkey, &saved)?;
             print(json, &r, || {
                 let mut s = if r.ok {
-                    format!("OK: {} entries of {} re-derived; root {} matches the signed checkpoint", r.size, r.origin, r.root)
+                    format!(
+                        "OK: {} entries of {} re-derived; root {} matches the signed checkpoint",
+                        r.size, r.origin, r.root
+                    )
                 } else {
                     format!("FAILED: {} problem(s) in {}", r.problems.len(), r.origin)
                 };
                 for size in &r.consistent_with {
-                    s.push_str(&format!("\nOK: consistent with the saved checkpoint of size {size}"));
+                    s.push_str(&format!(
+                        "\nOK: consistent with the saved checkpoint of size {size}"
+                    ));
                 }
                 for p in &r.problems {
                     match p.index {
@@ -421,8 +451,8 @@ fn open_input(file: &Option<PathBuf>) -> anyhow::Result<(Box<dyn Read>, Option<u
         None => Ok((Box::new(std::io::stdin()), None)),
         Some(p) if p.as_os_str() == "-" => Ok((Box::new(std::io::stdin()), None)),
         Some(p) => {
-            let f = std::fs::File::open(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
             let len = f.metadata().ok().map(|m| m.len());
             Ok((Box::new(f), len))
         }
@@ -437,9 +467,17 @@ fn validate(values: &[Value], line_numbers: &[usize]) -> anyhow::Result<()> {
             let first = &e.errors[0];
             bail!(
                 "line {line}: {}{}{}",
-                if first.field.is_empty() { String::new() } else { format!("{}: ", first.field) },
+                if first.field.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", first.field)
+                },
                 first.message,
-                if e.errors.len() > 1 { format!(" (and {} more)", e.errors.len() - 1) } else { String::new() }
+                if e.errors.len() > 1 {
+                    format!(" (and {} more)", e.errors.len() - 1)
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -455,20 +493,25 @@ async fn append(
     json: bool,
 ) -> anyhow::Result<()> {
     let ndjson = ndjson
-        || file.as_ref().is_some_and(|p| {
-            p.extension()
-                .is_some_and(|e| e == "ndjson" || e == "jsonl")
-        });
+        || file
+            .as_ref()
+            .is_some_and(|p| p.extension().is_some_and(|e| e == "ndjson" || e == "jsonl"));
     let (mut input, len) = open_input(&file)?;
     if !ndjson {
         let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes).context("cannot read the input")?;
-        let value = jcs::parse_strict(&bytes)
-            .map_err(|e| anyhow::anyhow!("input is not one JSON entry or array ({e}); use --ndjson for one entry per line"))?;
+        input
+            .read_to_end(&mut bytes)
+            .context("cannot read the input")?;
+        let value = jcs::parse_strict(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "input is not one JSON entry or array ({e}); use --ndjson for one entry per line"
+            )
+        })?;
         match value {
             Value::Array(items) => {
-                validate(&items, &(1..=items.len()).collect::<Vec<_>>())
-                    .map_err(|e| anyhow::anyhow!("entry {}", e.to_string().trim_start_matches("line ")))?;
+                validate(&items, &(1..=items.len()).collect::<Vec<_>>()).map_err(|e| {
+                    anyhow::anyhow!("entry {}", e.to_string().trim_start_matches("line "))
+                })?;
                 let r = client.append_all(&at.tenant, &at.log, &items).await?;
                 print(json, &r, || {
                     format!(
@@ -481,8 +524,9 @@ async fn append(
                 })?;
             }
             v => {
-                validate(std::slice::from_ref(&v), &[1])
-                    .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_start_matches("line 1: ")))?;
+                validate(std::slice::from_ref(&v), &[1]).map_err(|e| {
+                    anyhow::anyhow!("{}", e.to_string().trim_start_matches("line 1: "))
+                })?;
                 let r = client.append(&at.tenant, &at.log, &v).await?;
                 print(json, &r, || {
                     format!(
@@ -584,12 +628,26 @@ async fn list(client: &Client, args: ListArgs, json: bool) -> anyhow::Result<()>
                 serde_json::to_writer(&mut out, e)?;
                 out.write_all(b"\n")?;
             } else {
-                let t = e.envelope.get("type").and_then(Value::as_str).unwrap_or("?");
-                let time = e.envelope.get("time").and_then(Value::as_str).unwrap_or("?");
+                let t = e
+                    .envelope
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                let time = e
+                    .envelope
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
                 let subject = e
                     .envelope
                     .get("subject")
-                    .map(|s| format!("{}:{}", s["kind"].as_str().unwrap_or(""), s["id"].as_str().unwrap_or("")))
+                    .map(|s| {
+                        format!(
+                            "{}:{}",
+                            s["kind"].as_str().unwrap_or(""),
+                            s["id"].as_str().unwrap_or("")
+                        )
+                    })
                     .unwrap_or_default();
                 writeln!(out, "{:>8}  {time}  {t:<32} {subject}", e.index)?;
             }
@@ -645,7 +703,16 @@ async fn export(client: &Client, at: &LogArgs, output: &PathBuf, json: bool) -> 
     w.flush()?;
     drop(w);
     std::fs::rename(&tmp, output)?;
-    print(json, &serde_json::json!({"origin": cp.origin, "size": cp.size, "file": output}), || {
-        format!("exported {} entries of {} to {}", cp.size, cp.origin, output.display())
-    })
+    print(
+        json,
+        &serde_json::json!({"origin": cp.origin, "size": cp.size, "file": output}),
+        || {
+            format!(
+                "exported {} entries of {} to {}",
+                cp.size,
+                cp.origin,
+                output.display()
+            )
+        },
+    )
 }

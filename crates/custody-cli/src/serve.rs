@@ -23,7 +23,10 @@ pub async fn run(
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
     let db_path = match database_url.as_deref() {
         None => data_dir.join(DATABASE_FILE),
-        Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Some(url) => match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             Some(path) => PathBuf::from(path),
             None => bail!(
                 "--database-url {url:?} is not supported by this build: use sqlite:PATH, or omit it for <data-dir>/{DATABASE_FILE}"

@@ -242,7 +242,9 @@ pub fn verify_log(
     let mut consistent_with = Vec::new();
     for (i, note) in saved.iter().enumerate() {
         let old = SignedCheckpoint::open(note, vkey)
-            .map_err(|e| anyhow::anyhow!("--checkpoint #{}: not signed by the pinned key: {e}", i + 1))?
+            .map_err(|e| {
+                anyhow::anyhow!("--checkpoint #{}: not signed by the pinned key: {e}", i + 1)
+            })?
             .checkpoint;
         if old.origin != cp.origin {
             bail!(
@@ -273,7 +275,13 @@ pub fn verify_log(
         } else {
             merkle::consistency_proof(old.size, &computed)
                 .and_then(|p| {
-                    merkle::verify_consistency(old.size, computed.len() as u64, &p, &old.root, &root)
+                    merkle::verify_consistency(
+                        old.size,
+                        computed.len() as u64,
+                        &p,
+                        &old.root,
+                        &root,
+                    )
                 })
                 .is_ok()
                 && old_root == old.root

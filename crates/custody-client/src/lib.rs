@@ -250,13 +250,23 @@ impl Client {
     }
 
     /// One entry.
-    pub async fn entry(&self, tenant: &str, log: &str, index: u64) -> ClientResult<api::EntryRecord> {
+    pub async fn entry(
+        &self,
+        tenant: &str,
+        log: &str,
+        index: u64,
+    ) -> ClientResult<api::EntryRecord> {
         let url = self.log_url(tenant, log, &format!("/entries/{index}"));
         self.json(&url, self.http.get(&url)).await
     }
 
     /// A page of entries.
-    pub async fn list(&self, tenant: &str, log: &str, q: &ListQuery) -> ClientResult<api::EntryList> {
+    pub async fn list(
+        &self,
+        tenant: &str,
+        log: &str,
+        q: &ListQuery,
+    ) -> ClientResult<api::EntryList> {
         let url = self.log_url(tenant, log, "/entries");
         let mut params: Vec<(&str, String)> = Vec::new();
         let fields = [

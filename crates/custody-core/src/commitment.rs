@@ -91,7 +91,11 @@ pub fn verify(salt: &Salt, payload: &Value, commitment: &str) -> Result<(), Comm
 /// uppercase hex, so one digest has exactly one spelling in the log.
 pub fn parse_sha256(s: &str) -> Option<[u8; 32]> {
     let hex_part = s.strip_prefix(SHA256_PREFIX)?;
-    if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if hex_part.len() != 64
+        || !hex_part
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return None;
     }
     let mut out = [0u8; 32];

@@ -127,7 +127,8 @@ impl TenantName {
         let ok = !b.is_empty()
             && b.len() <= 63
             && matches!(b[0], b'a'..=b'z' | b'0'..=b'9')
-            && b.iter().all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+            && b.iter()
+                .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -222,7 +223,9 @@ pub fn validate_server_name(s: &str) -> Result<(), ValidationError> {
     } else {
         Err(ValidationError::one(
             "server_name",
-            format!("{s:?} is not a server name: use a lowercase host name such as custody.example"),
+            format!(
+                "{s:?} is not a server name: use a lowercase host name such as custody.example"
+            ),
         ))
     }
 }
@@ -482,7 +485,10 @@ fn reject_unknown(obj: &Map<String, Value>, allowed: &[&str], field: &str, error
             } else {
                 format!("{field}.{k}")
             };
-            errors.push(path, format!("unknown field; allowed: {}", allowed.join(", ")));
+            errors.push(
+                path,
+                format!("unknown field; allowed: {}", allowed.join(", ")),
+            );
         }
     }
 }
@@ -547,7 +553,10 @@ impl EntryInput {
             Some(Value::String(s)) => match Uuid::try_parse(s) {
                 Ok(u) if u.get_version_num() == 7 => Some(u),
                 _ => {
-                    errors.push("id", "must be a UUIDv7 (or omitted, and the server assigns one)");
+                    errors.push(
+                        "id",
+                        "must be a UUIDv7 (or omitted, and the server assigns one)",
+                    );
                     None
                 }
             },
@@ -569,7 +578,10 @@ impl EntryInput {
                 String::new()
             }
             None => {
-                errors.push("type", "is required, e.g. model_version.registered or x.team.event");
+                errors.push(
+                    "type",
+                    "is required, e.g. model_version.registered or x.team.event",
+                );
                 String::new()
             }
         };
@@ -867,7 +879,8 @@ impl Envelope {
     /// Reads an envelope from leaf data and checks the bytes are exactly its canonical form, so
     /// a verifier never trusts an envelope whose bytes could be spelled two ways.
     pub fn from_canonical(bytes: &[u8]) -> Result<Self, ValidationError> {
-        let value = jcs::parse_strict(bytes).map_err(|e| ValidationError::one("", e.to_string()))?;
+        let value =
+            jcs::parse_strict(bytes).map_err(|e| ValidationError::one("", e.to_string()))?;
         let envelope: Envelope = serde_json::from_value(value)
             .map_err(|e| ValidationError::one("", format!("not a custody envelope: {e}")))?;
         if envelope.v != ENVELOPE_VERSION {
@@ -933,10 +946,19 @@ mod tests {
         let sealed = seal(&input);
         let text = String::from_utf8(sealed.canonical.clone()).unwrap();
         assert!(text.starts_with(r#"{"actor":{"id":"svc-train-01","kind":"service"},"body":"#));
-        assert!(text.contains(r#""time":"2026-11-23T10:00:00.123456Z""#), "{text}");
-        assert!(!text.contains("example.com"), "payload must never enter the envelope");
+        assert!(
+            text.contains(r#""time":"2026-11-23T10:00:00.123456Z""#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("example.com"),
+            "payload must never enter the envelope"
+        );
         assert_eq!(sealed.leaf_hash, merkle::leaf_hash(text.as_bytes()));
-        assert_eq!(Envelope::from_canonical(&sealed.canonical).unwrap(), sealed.envelope);
+        assert_eq!(
+            Envelope::from_canonical(&sealed.canonical).unwrap(),
+            sealed.envelope
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JcsError {
     /// A number outside the range JCS represents exactly.
-    #[error("{field}: number {number} is outside ±(2^53-1) and cannot be hashed exactly; send it as a string")]
+    #[error(
+        "{field}: number {number} is outside ±(2^53-1) and cannot be hashed exactly; send it as a string"
+    )]
     UnsafeNumber {
         /// Dotted path of the offending value.
         field: String,
@@ -206,13 +208,18 @@ mod tests {
         let ok = parse_strict(br#"{"rows": 9007199254740991, "neg": -9007199254740991}"#).unwrap();
         assert!(canonicalize(&ok).is_ok());
         let huge = parse_strict(br#"{"a": [1, 123456789012345678901234567890]}"#).unwrap();
-        assert!(matches!(canonicalize(&huge), Err(JcsError::UnsafeNumber { field, .. }) if field == "a[1]"));
+        assert!(
+            matches!(canonicalize(&huge), Err(JcsError::UnsafeNumber { field, .. }) if field == "a[1]")
+        );
     }
 
     #[test]
     fn refuses_duplicate_keys_and_deep_nesting() {
         let err = parse_strict(br#"{"a": 1, "b": {"c": 1, "c": 2}}"#).unwrap_err();
-        assert!(err.to_string().contains("duplicate object key \"c\""), "{err}");
+        assert!(
+            err.to_string().contains("duplicate object key \"c\""),
+            "{err}"
+        );
         let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
         assert!(parse_strict(deep.as_bytes()).is_err());
         assert!(parse_strict(b"{} trailing").is_err());

@@ -150,9 +150,16 @@ mod tests {
         let origin = "custody.local/acme/governance";
         let made = ks.create(&t, LogName::Governance, origin).unwrap();
         let path = dir.path().join("keys/acme/governance.key");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(
-            fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o700
         );
         let loaded = ks.load(&t, LogName::Governance, origin).unwrap();

@@ -278,10 +278,10 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             };
             let payload = match &input.payload {
                 Some(p) => {
-                    let salt = Salt::generate().map_err(|e| LedgerError::Unavailable(e.to_string()))?;
-                    let commitment = commitment::commit(&salt, p).map_err(|e| {
-                        ValidationError::one("payload", e.to_string())
-                    });
+                    let salt =
+                        Salt::generate().map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+                    let commitment = commitment::commit(&salt, p)
+                        .map_err(|e| ValidationError::one("payload", e.to_string()));
                     match commitment {
                         Ok(c) => Some((salt, c, p)),
                         Err(e) => {
@@ -363,9 +363,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             return Ok(h.clone());
         }
         let record = self.record(key).await?;
-        let signer = self
-            .keys
-            .load(&key.tenant, key.log, &record.origin)?;
+        let signer = self.keys.load(&key.tenant, key.log, &record.origin)?;
         if signer.verifier().to_string() != record.verifier_key {
             return Err(LedgerError::Corrupt(format!(
                 "the signing key on disk for {} does not match its registered verifier key",
@@ -385,7 +383,13 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
 
     /// Stops accepting appends; returns once every sequencer has drained its queue.
     pub async fn shutdown(&self) {
-        let handles: Vec<SequencerHandle> = self.sequencers.write().await.drain().map(|(_, h)| h).collect();
+        let handles: Vec<SequencerHandle> = self
+            .sequencers
+            .write()
+            .await
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
         for h in handles {
             h.tx.closed().await;
         }
@@ -409,11 +413,9 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 "entry {index} does not exist: the log has {size} entries"
             )));
         }
-        let stored = self
-            .store
-            .entry(key, index)
-            .await?
-            .ok_or_else(|| LedgerError::Corrupt(format!("entry {index} is missing from storage")))?;
+        let stored = self.store.entry(key, index).await?.ok_or_else(|| {
+            LedgerError::Corrupt(format!("entry {index} is missing from storage"))
+        })?;
         view(stored)
     }
 
@@ -470,7 +472,8 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 format!("index {index} is not in a tree of size {size}: use 0..{size}"),
             ));
         }
-        let plan = merkle::inclusion_plan(index, size).map_err(|e| invalid("index", e.to_string()))?;
+        let plan =
+            merkle::inclusion_plan(index, size).map_err(|e| invalid("index", e.to_string()))?;
         let leaf = merkle::Subtree { level: 0, index };
         let mut hashes = self.assemble(key, &plan, &[leaf]).await?;
         let leaf_hash = hashes
@@ -499,7 +502,10 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             ));
         }
         if from > to {
-            return Err(invalid("from", format!("from ({from}) must not exceed to ({to})")));
+            return Err(invalid(
+                "from",
+                format!("from ({from}) must not exceed to ({to})"),
+            ));
         }
         if from == 0 || from == to {
             return Ok(Vec::new());
@@ -595,7 +601,10 @@ fn view(stored: StoredEntry) -> Result<EntryView, LedgerError> {
     let payload = match stored.payload {
         Some(p) => Some((
             serde_json::from_slice(&p.json).map_err(|e| {
-                LedgerError::Corrupt(format!("payload of entry {} is not JSON: {e}", stored.index))
+                LedgerError::Corrupt(format!(
+                    "payload of entry {} is not JSON: {e}",
+                    stored.index
+                ))
             })?,
             Salt(p.salt),
         )),

@@ -23,7 +23,7 @@ use custody_store::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::{Appended, AppendOutcome, LedgerError};
+use crate::{AppendOutcome, Appended, LedgerError};
 
 /// Most entries gathered into one batch from queued requests (a single larger request is still
 /// committed whole, since it is atomic).
@@ -185,13 +185,22 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         let mut plans: Vec<(AppendRequest, Result<Vec<Planned>, LedgerError>)> = Vec::new();
 
         for req in requests {
-            let planned = self.plan(&req.entries, &existing, &pending, start_size, new_entries.len());
+            let planned = self.plan(
+                &req.entries,
+                &existing,
+                &pending,
+                start_size,
+                new_entries.len(),
+            );
             if let Ok(plan) = &planned {
                 for (entry, p) in req.entries.iter().zip(plan) {
                     if let Planned::New(pos) = p
                         && *pos == new_entries.len()
                     {
-                        pending.insert(entry.id(), (*pos, entry.content_digest, entry.sealed.leaf_hash));
+                        pending.insert(
+                            entry.id(),
+                            (*pos, entry.content_digest, entry.sealed.leaf_hash),
+                        );
                         nodes.extend(frontier.push(entry.sealed.leaf_hash));
                         new_entries.push(new_entry(start_size + *pos as u64, entry));
                     }
@@ -200,15 +209,15 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             plans.push((req, planned));
         }
 
-        if !new_entries.is_empty() {
-            if let Err(e) = self.publish(frontier, new_entries, nodes).await {
-                tracing::error!(tenant = %self.key.tenant, log = %self.key.log, error = %e, "batch not committed");
-                self.stale = true;
-                for (req, _) in plans {
-                    let _ = req.reply.send(Err(e.clone()));
-                }
-                return;
+        if !new_entries.is_empty()
+            && let Err(e) = self.publish(frontier, new_entries, nodes).await
+        {
+            tracing::error!(tenant = %self.key.tenant, log = %self.key.log, error = %e, "batch not committed");
+            self.stale = true;
+            for (req, _) in plans {
+                let _ = req.reply.send(Err(e.clone()));
             }
+            return;
         }
 
         for (req, planned) in plans {
@@ -263,7 +272,8 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                     id,
                     existing: true,
                 }));
-            } else if let Some((pos, digest, leaf_hash)) = pending.get(&id).or_else(|| local.get(&id))
+            } else if let Some((pos, digest, leaf_hash)) =
+                pending.get(&id).or_else(|| local.get(&id))
             {
                 if *digest != e.content_digest {
                     return Err(conflict());

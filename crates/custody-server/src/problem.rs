@@ -119,9 +119,7 @@ impl From<LedgerError> for ApiError {
         match e {
             LedgerError::Invalid(v) => Self::validation(v),
             LedgerError::NotFound(m) => Self::not_found(m),
-            LedgerError::Conflict(m) => {
-                Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m)
-            }
+            LedgerError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
             LedgerError::Unavailable(m) => {
                 tracing::warn!(error = %m, "storage unavailable");
                 Self::new(

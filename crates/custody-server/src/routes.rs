@@ -33,7 +33,10 @@ pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi_json))
-        .route("/v1/tenants", get(list_tenants::<S>).post(create_tenant::<S>))
+        .route(
+            "/v1/tenants",
+            get(list_tenants::<S>).post(create_tenant::<S>),
+        )
         .route("/v1/tenants/{tenant}/logs", get(list_logs::<S>))
         .route(
             &format!("{log}/entries"),
@@ -183,9 +186,8 @@ fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, Str
 fn number(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<u64>> {
     q.get(name)
         .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                ApiError::field(name, format!("{v:?} is not a non-negative integer"))
-            })
+            v.parse::<u64>()
+                .map_err(|_| ApiError::field(name, format!("{v:?} is not a non-negative integer")))
         })
         .transpose()
 }
@@ -197,7 +199,10 @@ fn index_param(s: &str) -> ApiResult<u64> {
 
 fn text(body: String) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(api::TEXT_PLAIN))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(api::TEXT_PLAIN),
+        )],
         body,
     )
         .into_response()
@@ -218,9 +223,17 @@ async fn create_tenant<S: LedgerWriter + Clone>(
     let value = parse_json(&read_body(body, 4096).await?)?;
     let name = match value.get("name") {
         Some(Value::String(s)) => s.clone(),
-        _ => return Err(ApiError::field("name", "is required: a tenant name such as \"acme\"")),
+        _ => {
+            return Err(ApiError::field(
+                "name",
+                "is required: a tenant name such as \"acme\"",
+            ));
+        }
     };
-    if let Some(k) = value.as_object().and_then(|o| o.keys().find(|k| *k != "name")) {
+    if let Some(k) = value
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "name"))
+    {
         return Err(ApiError::field(k, "unknown field; allowed: name"));
     }
     let tenant = TenantName::parse(&name).map_err(|e| {
@@ -314,7 +327,9 @@ fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(ApiError::validation(custody_core::envelope::ValidationError { errors }))
+        Err(ApiError::validation(
+            custody_core::envelope::ValidationError { errors },
+        ))
     }
 }
 
@@ -356,9 +371,10 @@ async fn append<S: LedgerWriter + Clone>(
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                values.push(jcs::parse_strict(line).map_err(|e| {
-                    ApiError::malformed(format!("line {}: {e}", n + 1))
-                })?);
+                values.push(
+                    jcs::parse_strict(line)
+                        .map_err(|e| ApiError::malformed(format!("line {}: {e}", n + 1)))?,
+                );
             }
             (values, false)
         }
@@ -420,14 +436,16 @@ async fn list_entries<S: LedgerWriter + Clone>(
     let key = log_key(&tenant, &log)?;
     let q = query(
         raw,
-        &["type", "actor", "subject", "related", "since", "until", "cursor", "limit"],
+        &[
+            "type", "actor", "subject", "related", "since", "until", "cursor", "limit",
+        ],
     )?;
     let time = |name: &str| -> ApiResult<Option<i64>> {
         q.get(name)
             .map(|v| {
-                Timestamp::parse(v).map(|t| t.unix_micros()).ok_or_else(|| {
-                    ApiError::field(name, format!("{v:?} is not an RFC 3339 time"))
-                })
+                Timestamp::parse(v)
+                    .map(|t| t.unix_micros())
+                    .ok_or_else(|| ApiError::field(name, format!("{v:?} is not an RFC 3339 time")))
             })
             .transpose()
     };

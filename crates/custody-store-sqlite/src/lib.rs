@@ -222,11 +222,13 @@ fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<StoredC
     let size: i64 = r.get(0)?;
     let root: Vec<u8> = r.get(1)?;
     let note: String = r.get(2)?;
-    Ok(hash_from(root, "checkpoint root").map(|root| StoredCheckpoint {
-        size: size as u64,
-        root,
-        note,
-    }))
+    Ok(
+        hash_from(root, "checkpoint root").map(|root| StoredCheckpoint {
+            size: size as u64,
+            root,
+            note,
+        }),
+    )
 }
 
 const ENTRY_COLUMNS: &str = "e.idx, e.id, e.leaf_hash, e.envelope, p.salt, p.payload";
@@ -329,7 +331,11 @@ impl LedgerReader for SqliteStore {
             .await
     }
 
-    async fn checkpoint_at(&self, key: &LogKey, size: u64) -> StoreResult<Option<StoredCheckpoint>> {
+    async fn checkpoint_at(
+        &self,
+        key: &LogKey,
+        size: u64,
+    ) -> StoreResult<Option<StoredCheckpoint>> {
         let key = key.clone();
         self.read(move |inner, conn| {
             let log_id = inner.log_id(conn, &key)?;
@@ -351,7 +357,9 @@ impl LedgerReader for SqliteStore {
         self.read(move |inner, conn| {
             let log_id = inner.log_id(conn, &key)?;
             let mut stmt = conn
-                .prepare_cached("SELECT hash FROM nodes WHERE log_id = ?1 AND level = ?2 AND idx = ?3")
+                .prepare_cached(
+                    "SELECT hash FROM nodes WHERE log_id = ?1 AND level = ?2 AND idx = ?3",
+                )
                 .map_err(unavailable)?;
             subtrees
                 .iter()
@@ -370,7 +378,10 @@ impl LedgerReader for SqliteStore {
     }
 
     async fn entry(&self, key: &LogKey, index: u64) -> StoreResult<Option<StoredEntry>> {
-        Ok(self.entry_range(key, index, index.saturating_add(1)).await?.pop())
+        Ok(self
+            .entry_range(key, index, index.saturating_add(1))
+            .await?
+            .pop())
     }
 
     async fn entry_range(&self, key: &LogKey, from: u64, to: u64) -> StoreResult<Vec<StoredEntry>> {
@@ -385,12 +396,19 @@ impl LedgerReader for SqliteStore {
                 ))
                 .map_err(unavailable)?;
             let to = to.min(i64::MAX as u64);
-            collect_entries(&mut stmt, params![log_id, index_i64(from.min(to))?, to as i64])
+            collect_entries(
+                &mut stmt,
+                params![log_id, index_i64(from.min(to))?, to as i64],
+            )
         })
         .await
     }
 
-    async fn find_entries(&self, key: &LogKey, filter: &EntryFilter) -> StoreResult<Vec<StoredEntry>> {
+    async fn find_entries(
+        &self,
+        key: &LogKey,
+        filter: &EntryFilter,
+    ) -> StoreResult<Vec<StoredEntry>> {
         let key = key.clone();
         let f = filter.clone();
         self.read(move |inner, conn| {

@@ -373,10 +373,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Proof(ProofCommand::Tlog { at, index, output }) => {
             let p = client()?.tlog_proof(&at.tenant, &at.log, index).await?;
-            match output {
-                Some(path) => std::fs::write(&path, &p)
-                    .with_context(|| format!("cannot write --output {}", path.display()))?,
-                None => print!("{p}"),
+            if let Some(path) = &output {
+                std::fs::write(path, &p)
+                    .with_context(|| format!("cannot write --output {}", path.display()))?;
+            }
+            if json {
+                print(true, &serde_json::json!({"index": index, "tlog_proof": p}), String::new)?;
+            } else if output.is_none() {
+                print!("{p}");
             }
         }
         Command::Export { at, output } => export(&client()?, &at, &output, json).await?,

@@ -77,7 +77,11 @@ impl fmt::Display for ValidationError {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{}: {}", e.field, e.message)?;
+            if e.field.is_empty() {
+                f.write_str(&e.message)?;
+            } else {
+                write!(f, "{}: {}", e.field, e.message)?;
+            }
         }
         Ok(())
     }

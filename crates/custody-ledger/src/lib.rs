@@ -164,6 +164,8 @@ pub struct Ledger<S> {
     config: LedgerConfig,
     keys: KeyStore,
     sequencers: RwLock<HashMap<LogKey, SequencerHandle>>,
+    /// The sequencer tasks, awaited on shutdown so every queued batch finishes.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Serialises tenant creation so two requests cannot both write keys for one tenant.
     creating: Mutex<()>,
 }
@@ -178,6 +180,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             config,
             keys,
             sequencers: RwLock::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
             creating: Mutex::new(()),
         })
     }
@@ -370,28 +373,28 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 record.origin
             )));
         }
-        let handle = Sequencer::start(
+        let (handle, task) = Sequencer::start(
             self.store.clone(),
             key.clone(),
             record.origin,
             Arc::new(signer),
         )
         .await?;
+        self.tasks.lock().await.push(task);
         map.insert(key.clone(), handle.clone());
         Ok(handle)
     }
 
     /// Stops accepting appends; returns once every sequencer has drained its queue.
     pub async fn shutdown(&self) {
-        let handles: Vec<SequencerHandle> = self
-            .sequencers
-            .write()
-            .await
-            .drain()
-            .map(|(_, h)| h)
-            .collect();
-        for h in handles {
-            h.tx.closed().await;
+        // Dropping the senders ends each sequencer once its queue is empty; callers stop
+        // sending first (the server has finished every request when it calls this).
+        self.sequencers.write().await.clear();
+        let tasks: Vec<_> = self.tasks.lock().await.drain(..).collect();
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a sequencer task failed");
+            }
         }
     }
 

@@ -112,7 +112,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         key: LogKey,
         origin: String,
         signer: Arc<NoteSigner>,
-    ) -> Result<SequencerHandle, LedgerError> {
+    ) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LedgerError> {
         let checkpoint = store.latest_checkpoint(&key).await?;
         let frontier = load_frontier(&store, &key, &checkpoint).await?;
         let (tx, rx) = mpsc::channel(4096);
@@ -125,8 +125,8 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             checkpoint,
             stale: false,
         };
-        tokio::spawn(seq.run(rx));
-        Ok(SequencerHandle { tx })
+        let task = tokio::spawn(seq.run(rx));
+        Ok((SequencerHandle { tx }, task))
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {

@@ -70,6 +70,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ),
     paths(
         healthz,
+        openapi_json,
         create_tenant,
         list_tenants,
         list_logs,
@@ -105,6 +106,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 )]
 struct ApiDoc;
 
+/// This document: the OpenAPI 3 description of every route, generated from the code.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
 async fn openapi_json() -> Response {
     Json(openapi()).into_response()
 }
@@ -171,10 +174,12 @@ fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, Str
     let mut out = HashMap::new();
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
-            return Err(ApiError::field(
-                &k,
-                format!("unknown query parameter; allowed: {}", allowed.join(", ")),
-            ));
+            let hint = if allowed.is_empty() {
+                "this route takes no query parameters".to_string()
+            } else {
+                format!("unknown query parameter; allowed: {}", allowed.join(", "))
+            };
+            return Err(ApiError::field(&k, hint));
         }
         if out.insert(k.clone(), v).is_some() {
             return Err(ApiError::field(&k, "given more than once"));
@@ -274,7 +279,9 @@ async fn list_tenants<S: LedgerWriter + Clone>(
 async fn list_logs<S: LedgerWriter + Clone>(
     State(st): State<AppState<S>>,
     Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<api::LogList>> {
+    query(raw, &[])?;
     let tenant = tenant_name(&tenant)?;
     let logs = st.ledger.logs(&tenant).await?;
     Ok(Json(api::LogList {
@@ -485,7 +492,9 @@ async fn list_entries<S: LedgerWriter + Clone>(
 async fn get_entry<S: LedgerWriter + Clone>(
     State(st): State<AppState<S>>,
     Path((tenant, log, index)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<api::EntryRecord>> {
+    query(raw, &[])?;
     let key = log_key(&tenant, &log)?;
     let index = index_param(&index)?;
     Ok(Json(record(st.ledger.entry(&key, index).await?)))
@@ -498,7 +507,9 @@ async fn get_entry<S: LedgerWriter + Clone>(
 async fn tlog_proof<S: LedgerWriter + Clone>(
     State(st): State<AppState<S>>,
     Path((tenant, log, index)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    query(raw, &[])?;
     let key = log_key(&tenant, &log)?;
     let index = index_param(&index)?;
     Ok(text(st.ledger.tlog_proof(&key, index).await?.to_text()))
@@ -511,7 +522,9 @@ async fn tlog_proof<S: LedgerWriter + Clone>(
 async fn checkpoint<S: LedgerWriter + Clone>(
     State(st): State<AppState<S>>,
     Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    query(raw, &[])?;
     let key = log_key(&tenant, &log)?;
     let mut resp = text(st.ledger.checkpoint(&key).await?.note);
     resp.headers_mut()
@@ -576,7 +589,9 @@ async fn consistency<S: LedgerWriter + Clone>(
 async fn vkey<S: LedgerWriter + Clone>(
     State(st): State<AppState<S>>,
     Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    query(raw, &[])?;
     let key = log_key(&tenant, &log)?;
     Ok(text(format!("{}\n", st.ledger.verifier_key(&key).await?)))
 }

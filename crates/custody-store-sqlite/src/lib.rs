@@ -418,10 +418,12 @@ impl LedgerReader for SqliteStore {
                  LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx
                  WHERE e.log_id = ?1 AND e.idx >= ?2 AND e.idx < ?3"
             );
+            // Indexes beyond i64 cannot exist, so clamping keeps the query's meaning.
+            let clamp = |i: u64| i.min(i64::MAX as u64) as i64;
             let mut args: Vec<rusqlite::types::Value> = vec![
                 log_id.into(),
-                index_i64(f.from_index)?.into(),
-                index_i64(f.below_index)?.into(),
+                clamp(f.from_index).into(),
+                clamp(f.below_index).into(),
             ];
             let mut add = |clause: &str, v: rusqlite::types::Value| {
                 args.push(v);

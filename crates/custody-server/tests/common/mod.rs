@@ -1,0 +1,351 @@
+//! The harness every integration test uses: the real server on an ephemeral port over a fresh
+//! SQLite file, the typed client, a raw HTTP client for requests the typed one cannot send,
+//! and small checks written without custody code (hex, a JCS for the JSON the tests send, the
+//! RFC 9162 tree in [`rfc9162`]).
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub mod rfc9162;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64ct::{Base64, Encoding};
+use custody_api as api;
+use custody_client::Client;
+use custody_ledger::{Ledger, LedgerConfig};
+use custody_store_sqlite::SqliteStore;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The server name every test server signs with.
+pub const SERVER_NAME: &str = "test.local";
+
+/// A running server and everything needed to talk to it and to inspect its files.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The typed client.
+    pub client: Client,
+    /// A plain HTTP client, for malformed requests and for exact statuses and headers.
+    pub http: reqwest::Client,
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    // Dropped last: the server's files live here.
+    _dir: TempDir,
+}
+
+/// Starts the real server on `127.0.0.1:0`. The listener is bound before the server task is
+/// spawned, so requests sent at once simply queue: no waiting for start-up.
+pub async fn start() -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("custody.db");
+    let store = SqliteStore::open(&db_path).await.expect("open store");
+    let ledger = Ledger::new(
+        store,
+        LedgerConfig {
+            server_name: SERVER_NAME.into(),
+            key_dir: dir.path().join("keys"),
+        },
+    )
+    .expect("ledger");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(custody_server::serve(
+        listener,
+        Arc::new(ledger),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    TestServer {
+        client: Client::new(&base).expect("client"),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client"),
+        base,
+        db_path,
+        shutdown: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`, or empty.
+    pub content_type: String,
+    /// All headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON; panics with the body text when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn send(req: reqwest::RequestBuilder) -> Reply {
+    let resp = req.send().await.expect("request failed");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .map(|v| v.to_str().expect("ascii content type").to_string())
+        .unwrap_or_default();
+    let body = resp.bytes().await.expect("read body").to_vec();
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+impl TestServer {
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// URL of `rest` under a log, e.g. `/entries`.
+    pub fn log_url(&self, tenant: &str, log: &str, rest: &str) -> String {
+        self.url(&format!("/v1/tenants/{tenant}/logs/{log}{rest}"))
+    }
+
+    /// `GET` an absolute URL.
+    pub async fn get(&self, url: &str) -> Reply {
+        send(self.http.get(url)).await
+    }
+
+    /// `POST` raw bytes with a content type.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        send(
+            self.http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// `POST` a JSON value.
+    pub async fn post_json(&self, url: &str, value: &Value) -> Reply {
+        self.post(url, "application/json", value.to_string()).await
+    }
+
+    /// Creates a tenant, asserting the exact 201 answer; returns its logs.
+    pub async fn create_tenant(&self, name: &str) -> Vec<api::LogDescription> {
+        let r = self
+            .post_json(&self.url("/v1/tenants"), &json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, 201, "create tenant {name}: {}", r.text());
+        assert_eq!(r.content_type, "application/json");
+        let t: api::Tenant = serde_json::from_slice(&r.body).expect("tenant JSON");
+        assert_eq!(t.name, name);
+        t.logs
+    }
+
+    /// The size of a log's latest checkpoint, from the log listing.
+    pub async fn size(&self, tenant: &str, log: &str) -> u64 {
+        let logs = self.client.logs(tenant).await.expect("list logs").logs;
+        logs.iter()
+            .find(|l| l.name == log)
+            .unwrap_or_else(|| panic!("no log {log}"))
+            .size
+    }
+
+    /// Asks the server to stop (the `shutdown` future of [`custody_server::serve`] resolves).
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits up to `limit` for `serve` to return; `None` if it did not.
+    pub async fn join(&mut self, limit: Duration) -> Option<std::io::Result<()>> {
+        let task = self.task.as_mut().expect("server task");
+        match tokio::time::timeout(limit, task).await {
+            Ok(joined) => {
+                self.task = None;
+                Some(joined.expect("server task panicked"))
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Checks an RFC 9457 problem answer: exact status, `application/problem+json`, a `status`
+/// member equal to the HTTP status, a custody problem type, a title and a non-empty detail.
+#[track_caller]
+pub fn assert_problem(r: &Reply, status: u16) -> api::Problem {
+    assert_eq!(
+        r.status,
+        status,
+        "expected {status}, got {}: {}",
+        r.status,
+        r.text()
+    );
+    assert_eq!(r.content_type, "application/problem+json", "{}", r.text());
+    let raw = r.json();
+    for member in ["type", "title", "status", "detail"] {
+        assert!(raw.get(member).is_some(), "problem without {member}: {raw}");
+    }
+    let p: api::Problem = serde_json::from_value(raw).expect("problem shape");
+    assert_eq!(p.status, status, "status member differs from HTTP status");
+    assert!(
+        p.problem_type.starts_with("https://custody.dev/problems/"),
+        "{}",
+        p.problem_type
+    );
+    assert!(!p.title.is_empty());
+    assert!(!p.detail.trim().is_empty(), "empty detail");
+    p
+}
+
+/// Checks a 400 validation problem names `field` among its errors (with a message).
+#[track_caller]
+pub fn assert_field(p: &api::Problem, field: &str) {
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.field == field && !e.message.is_empty()),
+        "no error for field {field:?} in {:?} ({})",
+        p.errors,
+        p.detail
+    );
+}
+
+/// A valid entry submission.
+pub fn entry(entry_type: &str, actor: &str, subject: &str) -> Value {
+    json!({
+        "type": entry_type,
+        "actor": { "kind": "service", "id": actor },
+        "subject": { "kind": "model_version", "id": subject },
+        "body": { "n": 1, "ok": true, "digest": "sha256:00" },
+    })
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes lowercase or uppercase hex; panics on anything else.
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex length: {s}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// 32 bytes from lowercase hex, refusing any other spelling.
+#[track_caller]
+pub fn hash_hex(s: &str) -> rfc9162::H {
+    assert!(
+        s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "not 64 lowercase hex digits: {s}"
+    );
+    unhex(s).try_into().expect("32 bytes")
+}
+
+/// 32 bytes from standard base64.
+pub fn hash_b64(s: &str) -> rfc9162::H {
+    Base64::decode_vec(s)
+        .expect("standard base64")
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// RFC 8785 for the JSON these tests send: integers, booleans, null, printable-ASCII strings,
+/// arrays and objects (whose keys, being ASCII, sort by UTF-16 code units as bytes). Panics on
+/// anything outside that subset rather than guess.
+pub fn jcs(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => {
+            assert!(n.is_i64() || n.is_u64(), "only integers in test JSON: {n}");
+            n.to_string()
+        }
+        Value::String(s) => jcs_string(s),
+        Value::Array(items) => format!("[{}]", items.iter().map(jcs).collect::<Vec<_>>().join(",")),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", jcs_string(k), jcs(&map[k])))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+    }
+}
+
+fn jcs_string(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        assert!(
+            (' '..='~').contains(&c),
+            "only printable ASCII in test JSON: {s:?}"
+        );
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Checks a server time: RFC 3339 UTC with exactly six fractional digits.
+#[track_caller]
+pub fn assert_server_time(t: &str) {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b[i].is_ascii_digit());
+    let ok = b.len() == 27
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..26)
+        && b[26] == b'Z';
+    assert!(ok, "not RFC 3339 UTC with microseconds: {t}");
+}

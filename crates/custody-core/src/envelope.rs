@@ -88,6 +88,19 @@ impl fmt::Display for ValidationError {
 }
 
 impl ValidationError {
+    /// The same errors, located inside item `index` of a request that carries many entries
+    /// (`actor.kind` becomes `[3].actor.kind`).
+    pub fn at_item(mut self, index: usize) -> Self {
+        for e in &mut self.errors {
+            e.field = if e.field.is_empty() {
+                format!("[{index}]")
+            } else {
+                format!("[{index}].{}", e.field)
+            };
+        }
+        self
+    }
+
     /// A single-field error.
     pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {

@@ -267,18 +267,8 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         let mut out = Vec::with_capacity(inputs.len());
         let mut errors = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
-            let prefix = |e: ValidationError| {
-                e.errors.into_iter().map(move |mut fe| {
-                    if inputs.len() > 1 {
-                        fe.field = if fe.field.is_empty() {
-                            format!("[{i}]")
-                        } else {
-                            format!("[{i}].{}", fe.field)
-                        };
-                    }
-                    fe
-                })
-            };
+            let prefix =
+                |e: ValidationError| if inputs.len() > 1 { e.at_item(i) } else { e }.errors;
             let payload = match &input.payload {
                 Some(p) => {
                     let salt =

@@ -319,16 +319,7 @@ fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
     for (i, v) in values.iter().enumerate() {
         match EntryInput::from_json(v) {
             Ok(input) => out.push(input),
-            Err(e) => errors.extend(e.errors.into_iter().map(|mut f| {
-                if many {
-                    f.field = if f.field.is_empty() {
-                        format!("[{i}]")
-                    } else {
-                        format!("[{i}].{}", f.field)
-                    };
-                }
-                f
-            })),
+            Err(e) => errors.extend(if many { e.at_item(i) } else { e }.errors),
         }
     }
     if errors.is_empty() {

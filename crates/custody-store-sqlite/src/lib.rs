@@ -149,6 +149,17 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(unavailable)?;
+    let newest: Option<i64> = tx
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(unavailable)?;
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if let Some(v) = newest.filter(|v| *v > known) {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {v}, newer than this custody knows ({known}): run a newer custody"
+        )));
+    }
     for (version, sql) in MIGRATIONS {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         let applied: Option<String> = tx
@@ -339,11 +350,15 @@ impl LedgerReader for SqliteStore {
         let key = key.clone();
         self.read(move |inner, conn| {
             let log_id = inner.log_id(conn, &key)?;
+            // No log can reach a size beyond i64, so such a checkpoint is simply absent.
+            let Ok(size) = i64::try_from(size) else {
+                return Ok(None);
+            };
             conn.prepare_cached(
                 "SELECT size, root, note FROM checkpoints WHERE log_id = ?1 AND size = ?2",
             )
             .map_err(unavailable)?
-            .query_row(params![log_id, index_i64(size)?], checkpoint_row)
+            .query_row(params![log_id, size], checkpoint_row)
             .optional()
             .map_err(unavailable)?
             .transpose()
@@ -364,13 +379,14 @@ impl LedgerReader for SqliteStore {
             subtrees
                 .iter()
                 .map(|s| {
-                    stmt.query_row(params![log_id, s.level, index_i64(s.index)?], |r| {
-                        r.get::<_, Vec<u8>>(0)
-                    })
-                    .optional()
-                    .map_err(unavailable)?
-                    .map(|b| hash_from(b, "tree node"))
-                    .transpose()
+                    let Ok(index) = i64::try_from(s.index) else {
+                        return Ok(None);
+                    };
+                    stmt.query_row(params![log_id, s.level, index], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()
+                        .map_err(unavailable)?
+                        .map(|b| hash_from(b, "tree node"))
+                        .transpose()
                 })
                 .collect()
         })
@@ -537,7 +553,13 @@ impl LedgerWriter for SqliteStore {
                 .map_err(unavailable)?;
             let current = latest_checkpoint(&tx, log_id)?;
             let first = batch.entries.first().map_or(current.size, |e| e.index);
+            let contiguous = batch
+                .entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.index == first + i as u64);
             if first != current.size
+                || !contiguous
                 || batch.checkpoint.size != current.size + batch.entries.len() as u64
             {
                 return Err(StoreError::Conflict(format!(

@@ -183,7 +183,8 @@ pub trait LedgerReader: Send + Sync + 'static {
     /// Every tenant, by name.
     fn tenants(&self) -> impl Future<Output = StoreResult<Vec<TenantName>>> + Send;
     /// The logs of one tenant; `NotFound` if the tenant does not exist.
-    fn logs(&self, tenant: &TenantName) -> impl Future<Output = StoreResult<Vec<LogRecord>>> + Send;
+    fn logs(&self, tenant: &TenantName)
+    -> impl Future<Output = StoreResult<Vec<LogRecord>>> + Send;
     /// The latest checkpoint of a log.
     fn latest_checkpoint(
         &self,
@@ -242,3 +243,6 @@ pub trait LedgerWriter: LedgerReader {
     /// the stored size, so two writers can never both extend the same tree.
     fn append_batch(&self, batch: AppendBatch) -> impl Future<Output = StoreResult<()>> + Send;
 }
+
+#[cfg(feature = "conformance")]
+pub mod conformance;

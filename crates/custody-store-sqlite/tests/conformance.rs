@@ -1,0 +1,242 @@
+//! The storage conformance suite on the SQLite backend, plus what only a file-backed store can
+//! show: durability across reopening and the migration checksums.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use custody_store::conformance::{self, LogModel, LogSnapshot, numbered, snapshot};
+use custody_store::{LedgerReader, LogRecord, StoreError};
+use custody_store_sqlite::SqliteStore;
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The migrations the backend embeds, as shipped.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_ledger.sql"))];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_conformance() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let next = AtomicUsize::new(0);
+    let report = conformance::run_all("sqlite", || {
+        let path = dir
+            .path()
+            .join(format!("case-{}.db", next.fetch_add(1, Ordering::Relaxed)));
+        async move {
+            assert!(!path.exists(), "each case needs a new file");
+            SqliteStore::open(&path)
+                .await
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+        }
+    })
+    .await;
+    print!("{report}");
+    assert_eq!(
+        next.load(Ordering::Relaxed),
+        conformance::CASES.len(),
+        "every case must open its own fresh store"
+    );
+    report.assert_complete();
+}
+
+/// A store with two tenants, entries in several batches with payloads and related links, and
+/// the models of its non-empty logs.
+async fn populate(store: &SqliteStore) -> Vec<LogModel> {
+    let mut acme = conformance::create(store, "acme").await;
+    let mut beta = conformance::create(store, "beta").await;
+    let mut drafts = numbered(1..=5);
+    drafts[1] = drafts[1].clone().with_payload(br#"{"secret":"s"}"#, 42);
+    drafts[2].fields.related = vec![("dataset".into(), "d-1".into(), "input".into())];
+    acme[0].append(store, drafts).await;
+    acme[0].append(store, numbered(6..=9)).await;
+    acme[1]
+        .append(
+            store,
+            vec![conformance::Draft::numbered(1).with_payload(b"{}", 1)],
+        )
+        .await;
+    beta[0]
+        .append(
+            store,
+            numbered(1..=3)
+                .into_iter()
+                .map(|d| d.with_subject("beta"))
+                .collect(),
+        )
+        .await;
+    let mut logs = acme;
+    logs.extend(beta);
+    logs
+}
+
+/// Everything readable about the populated logs.
+async fn read_all(store: &SqliteStore, logs: &[LogModel]) -> Vec<(Vec<LogRecord>, LogSnapshot)> {
+    let mut out = Vec::new();
+    for m in logs {
+        let ids: Vec<Uuid> = m.entries().iter().map(|e| e.id).collect();
+        let records = store.logs(&m.key().tenant).await.expect("logs");
+        let snap = snapshot(store, m.key(), 12, &ids).await.expect("snapshot");
+        out.push((records, snap));
+    }
+    out
+}
+
+fn recorded_migrations(path: &Path) -> Vec<(i64, String)> {
+    let conn = Connection::open(path).expect("open with rusqlite");
+    let mut stmt = conn
+        .prepare("SELECT version, checksum FROM schema_migrations ORDER BY version")
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn expected_migrations() -> Vec<(i64, String)> {
+    MIGRATIONS
+        .iter()
+        .map(|(v, sql)| (*v, hex::encode(Sha256::digest(sql.as_bytes()))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_everything_and_migrates_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    let store = SqliteStore::open(&path).await.expect("first open");
+    let logs = populate(&store).await;
+    let before = read_all(&store, &logs).await;
+    let tenants = store.tenants().await.expect("tenants");
+    assert_eq!(
+        before.iter().map(|(_, s)| s.entries.len()).sum::<usize>(),
+        9 + 1 + 3,
+        "fixture: entries written"
+    );
+    drop(store);
+
+    for round in 1..=3 {
+        let store = SqliteStore::open(&path)
+            .await
+            .unwrap_or_else(|e| panic!("reopen {round}: {e}"));
+        assert_eq!(
+            store.tenants().await.expect("tenants"),
+            tenants,
+            "reopen {round}: tenants"
+        );
+        let after = read_all(&store, &logs).await;
+        assert_eq!(
+            after, before,
+            "reopen {round}: logs, checkpoints, entries, payloads, nodes and ids must survive \
+             closing and reopening the file"
+        );
+        // The tree still rebuilds from storage, as a restarted sequencer needs.
+        for m in &logs {
+            let parts = custody_core::merkle::decompose(0, m.size());
+            let hashes: Vec<_> = store
+                .nodes(m.key(), &parts)
+                .await
+                .expect("nodes")
+                .into_iter()
+                .map(|h| h.expect("right-edge node after reopen"))
+                .collect();
+            let frontier =
+                custody_core::merkle::Frontier::from_parts(m.size(), hashes).expect("frontier");
+            assert_eq!(
+                frontier.root(),
+                m.latest().root,
+                "reopen {round}: tree of {:?}",
+                m.key()
+            );
+        }
+        drop(store);
+        assert_eq!(
+            recorded_migrations(&path),
+            expected_migrations(),
+            "reopen {round}: each migration must be recorded exactly once, with the SHA-256 of \
+             its SQL"
+        );
+    }
+
+    // Appending after reopening continues the same logs.
+    let store = SqliteStore::open(&path).await.expect("reopen to append");
+    let mut gov = logs[0].clone();
+    gov.append(&store, numbered(10..=12)).await;
+    drop(store);
+    let store = SqliteStore::open(&path).await.expect("reopen after append");
+    assert_eq!(
+        store.latest_checkpoint(gov.key()).await.expect("latest"),
+        *gov.latest(),
+        "a batch committed after reopening survives another reopen"
+    );
+    assert_eq!(
+        store.entry_range(gov.key(), 0, 100).await.expect("range"),
+        gov.expected(0, 100),
+        "entries after reopen, append, reopen"
+    );
+}
+
+#[tokio::test]
+async fn fresh_database_records_every_migration_checksum() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    drop(SqliteStore::open(&path).await.expect("open"));
+    assert_eq!(
+        recorded_migrations(&path),
+        expected_migrations(),
+        "a new database must record every migration with the SHA-256 of its SQL"
+    );
+}
+
+#[tokio::test]
+async fn tampered_migration_checksum_is_corrupt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let logs = conformance::create(&store, "acme").await;
+    drop(store);
+
+    let (version, good) = expected_migrations().remove(0);
+    let set = |checksum: &str| {
+        let conn = Connection::open(&path).expect("open with rusqlite");
+        let n = conn
+            .execute(
+                "UPDATE schema_migrations SET checksum = ?1 WHERE version = ?2",
+                rusqlite::params![checksum, version],
+            )
+            .expect("update");
+        assert_eq!(n, 1, "migration {version} must be recorded");
+    };
+
+    for tampered in ["0".repeat(64), good.to_uppercase(), String::new()] {
+        set(&tampered);
+        match SqliteStore::open(&path).await {
+            Err(StoreError::Corrupt(msg)) => assert!(
+                msg.contains(&format!("migration {version}")),
+                "the Corrupt error should name migration {version}: {msg}"
+            ),
+            Err(e) => panic!("checksum {tampered:?}: expected StoreError::Corrupt, got {e:?}"),
+            Ok(_) => panic!("checksum {tampered:?}: open must refuse a tampered migration record"),
+        }
+        match SqliteStore::open_blocking(&path) {
+            Err(StoreError::Corrupt(_)) => {}
+            Err(e) => panic!("open_blocking, checksum {tampered:?}: expected Corrupt, got {e:?}"),
+            Ok(_) => panic!("open_blocking, checksum {tampered:?}: must refuse"),
+        }
+        assert_eq!(
+            recorded_migrations(&path),
+            vec![(version, tampered.clone())],
+            "a refused open must not rewrite the migration record"
+        );
+    }
+
+    // Restoring the checksum makes the database usable again, with its data intact.
+    set(&good);
+    let store = SqliteStore::open(&path)
+        .await
+        .expect("open after restoring");
+    assert_eq!(
+        store.logs(&logs[0].key().tenant).await.expect("logs"),
+        logs.iter().map(|m| m.record().clone()).collect::<Vec<_>>(),
+        "data after a refused open and a restored checksum"
+    );
+}

@@ -379,7 +379,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     .with_context(|| format!("cannot write --output {}", path.display()))?;
             }
             if json {
-                print(true, &serde_json::json!({"index": index, "tlog_proof": p}), String::new)?;
+                print(
+                    true,
+                    &serde_json::json!({"index": index, "tlog_proof": p}),
+                    String::new,
+                )?;
             } else if output.is_none() {
                 print!("{p}");
             }

@@ -76,9 +76,15 @@ fn the_project_does_not_depend_on_files_outside_it() {
         files.push(workspace_root().join(extra));
     }
     for path in files {
-        if fs::read_to_string(&path).unwrap_or_default().contains(needle) {
+        if fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains(needle)
+        {
             hits.push(path.display().to_string());
         }
     }
-    assert!(hits.is_empty(), "these files refer outside the repository: {hits:#?}");
+    assert!(
+        hits.is_empty(),
+        "these files refer outside the repository: {hits:#?}"
+    );
 }

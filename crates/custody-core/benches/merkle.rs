@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use custody_core::merkle::{
     Frontier, Hash, inclusion_proof, leaf_hash, root_from_leaves, verify_inclusion,
 };
@@ -29,7 +29,7 @@ fn bench_frontier(c: &mut Criterion) {
     let hashes = leaves(N);
     let mut g = c.benchmark_group("frontier");
     g.sample_size(10);
-    g.measurement_time(Duration::from_secs(5));
+    g.measurement_time(Duration::from_secs(10));
     g.throughput(Throughput::Elements(N));
     g.bench_function("push_1M", |b| {
         b.iter(|| {
@@ -74,11 +74,9 @@ fn bench_root(c: &mut Criterion) {
     let hashes = leaves(N);
     let mut g = c.benchmark_group("root_from_leaves");
     g.sample_size(10);
-    g.measurement_time(Duration::from_secs(5));
+    g.measurement_time(Duration::from_secs(8));
     g.throughput(Throughput::Elements(N));
-    g.bench_function("1M", |b| {
-        b.iter(|| root_from_leaves(black_box(&hashes)))
-    });
+    g.bench_function("1M", |b| b.iter(|| root_from_leaves(black_box(&hashes))));
     g.finish();
 }
 
@@ -88,9 +86,11 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = bench_leaf_hash, bench_frontier, bench_inclusion, bench_root
+fn main() {
+    let mut c = config().configure_from_args();
+    bench_leaf_hash(&mut c);
+    bench_frontier(&mut c);
+    bench_inclusion(&mut c);
+    bench_root(&mut c);
+    c.final_summary();
 }
-criterion_main!(benches);

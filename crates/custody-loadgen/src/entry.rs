@@ -76,7 +76,9 @@ pub fn leaf_hash(data: &[u8]) -> Vec<u8> {
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, custody's envelope time format.
 fn rfc3339_now() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;

@@ -1,10 +1,17 @@
 //! What one run measured: latency percentiles, throughput, errors, and the one-line and JSON
 //! forms it is printed in.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+/// Errors printed so far by all workers of this process.
+static PRINTED_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Errors printed per run; the rest are only counted.
+const MAX_PRINTED_ERRORS: u64 = 5;
 
 /// Latencies and counts gathered by one worker; merged into a [`Report`] at the end.
 #[derive(Debug, Default)]
@@ -25,9 +32,10 @@ impl Tally {
         self.ok_entries += entries;
     }
 
-    /// Records one failure, printing the first few to stderr so a broken run is obvious.
+    /// Records one failure, printing the first few of the run to stderr so a broken run is
+    /// obvious without flooding the terminal.
     pub fn error(&mut self, what: impl std::fmt::Display) {
-        if self.errors < 3 {
+        if PRINTED_ERRORS.fetch_add(1, Ordering::Relaxed) < MAX_PRINTED_ERRORS {
             eprintln!("error: {what}");
         }
         self.errors += 1;
@@ -89,7 +97,13 @@ fn round3(x: f64) -> f64 {
 
 impl Report {
     /// Builds a report from merged worker tallies and the measured wall-clock time.
-    pub fn new(mode: &str, concurrency: usize, total: u64, elapsed: Duration, mut tally: Tally) -> Self {
+    pub fn new(
+        mode: &str,
+        concurrency: usize,
+        total: u64,
+        elapsed: Duration,
+        mut tally: Tally,
+    ) -> Self {
         tally.latencies_us.sort_unstable();
         let seconds = elapsed.as_secs_f64();
         let l = &tally.latencies_us;

@@ -84,7 +84,8 @@ fn autocommit(a: &SqliteArgs) -> Result<(Tally, Duration)> {
     let start = Instant::now();
     let handles: Vec<_> = (0..a.concurrency)
         .map(|w| {
-            let (next, path, total, payload) = (next.clone(), a.path.clone(), a.total, a.payload_bytes);
+            let (next, path, total, payload) =
+                (next.clone(), a.path.clone(), a.total, a.payload_bytes);
             std::thread::spawn(move || -> Result<Tally> {
                 let conn = open(&path)?;
                 let mut stmt = conn.prepare(INSERT)?;

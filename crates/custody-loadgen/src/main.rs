@@ -47,10 +47,22 @@ enum Mode {
     SqliteInsert(sqlite::SqliteArgs),
     /// Add entries to a siglog server (POST /add) and wait for its checkpoint to cover them.
     SiglogAdd(http::SiglogArgs),
+    /// Print a fresh Ed25519 key in the Go note private-key format, for starting siglog.
+    SiglogKey {
+        /// Key name: the peer log's origin.
+        #[arg(long, default_value = "bench.local/siglog")]
+        name: String,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Mode::SiglogKey { name } = &cli.mode {
+        let signer = custody_core::note::NoteSigner::generate(name)
+            .map_err(|e| anyhow::anyhow!("cannot make a key named {name:?}: {e}"))?;
+        println!("{}", signer.to_private_key_string());
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))
         .enable_all()
@@ -61,6 +73,7 @@ fn main() -> Result<()> {
             Mode::HttpProof(a) => http::http_proof(a).await,
             Mode::SqliteInsert(a) => sqlite::sqlite_insert(a).await,
             Mode::SiglogAdd(a) => http::siglog_add(a).await,
+            Mode::SiglogKey { .. } => anyhow::bail!("siglog-key prints a key; it measures nothing"),
         }
     })?;
     if let Some(pid) = cli.pid {

@@ -473,21 +473,7 @@ fn open_input(file: &Option<PathBuf>) -> anyhow::Result<(Box<dyn Read>, Option<u
 fn validate(values: &[Value], line_numbers: &[usize]) -> anyhow::Result<()> {
     for (v, line) in values.iter().zip(line_numbers) {
         if let Err(e) = EntryInput::from_json(v) {
-            let first = &e.errors[0];
-            bail!(
-                "line {line}: {}{}{}",
-                if first.field.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}: ", first.field)
-                },
-                first.message,
-                if e.errors.len() > 1 {
-                    format!(" (and {} more)", e.errors.len() - 1)
-                } else {
-                    String::new()
-                }
-            );
+            bail!("line {line}: {e}");
         }
     }
     Ok(())

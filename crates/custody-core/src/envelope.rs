@@ -723,8 +723,10 @@ impl EntryInput {
 
         let body = match obj.get("body") {
             Some(Value::Object(b)) => {
-                if let Err(e) = jcs::check_numbers(&Value::Object(b.clone()), "body") {
-                    errors.push(field_of(&e), e.to_string());
+                for (k, v) in b {
+                    if let Err(e) = jcs::check_numbers(v, &format!("body.{k}")) {
+                        errors.push(field_of(&e), e.to_string());
+                    }
                 }
                 b.clone()
             }

@@ -240,7 +240,11 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
     /// The logs of a tenant with their latest checkpoints.
     pub async fn logs(&self, tenant: &TenantName) -> Result<Vec<LogInfo>, LedgerError> {
         let mut out = Vec::new();
-        for record in self.store.logs(tenant).await? {
+        let records = self.store.logs(tenant).await.map_err(|e| match e {
+            StoreError::NotFound(_) => unknown_tenant(tenant),
+            other => other.into(),
+        })?;
+        for record in records {
             let checkpoint = self.store.latest_checkpoint(&record.key).await?;
             out.push(LogInfo { record, checkpoint });
         }
@@ -250,7 +254,11 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
     async fn record(&self, key: &LogKey) -> Result<LogRecord, LedgerError> {
         self.store
             .logs(&key.tenant)
-            .await?
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => unknown_tenant(&key.tenant),
+                other => other.into(),
+            })?
             .into_iter()
             .find(|r| r.key.log == key.log)
             .ok_or_else(|| LedgerError::NotFound(format!("log {}/{}", key.tenant, key.log)))
@@ -558,6 +566,12 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         }
         Ok(hashes)
     }
+}
+
+fn unknown_tenant(tenant: &TenantName) -> LedgerError {
+    LedgerError::NotFound(format!(
+        "tenant {tenant} does not exist: create it with POST /v1/tenants (custody tenant create {tenant})"
+    ))
 }
 
 fn invalid(field: &str, message: String) -> LedgerError {

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use custody_core::envelope::{LogName, TenantName};
@@ -40,8 +39,10 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
+    /// Idle read connections. A task takes one only after acquiring a `reader_permits` permit,
+    /// so there is always one free and no blocking thread ever waits on a lock.
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: tokio::sync::Semaphore,
     log_ids: RwLock<HashMap<LogKey, i64>>,
 }
 
@@ -92,15 +93,15 @@ impl SqliteStore {
                 .map_err(unavailable)?;
                 c.execute_batch("PRAGMA busy_timeout=10000; PRAGMA query_only=ON;")
                     .map_err(unavailable)?;
-                Ok(Mutex::new(c))
+                Ok(c)
             })
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
-                readers,
-                next_reader: AtomicUsize::new(0),
+                readers: Mutex::new(readers),
+                reader_permits: tokio::sync::Semaphore::new(READERS),
                 log_ids: RwLock::new(HashMap::new()),
             }),
         })
@@ -115,13 +116,21 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Inner, &Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        // Waiting for a connection happens here, on the async side, so at most READERS
+        // blocking threads are ever busy with reads.
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let n = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
-            // A poisoned lock only means another reader panicked; the connection is still
-            // usable for reads.
-            let conn = inner.readers[n].lock().unwrap_or_else(|p| p.into_inner());
-            f(&inner, &conn)
+            let lease = Lease::take(&inner)?;
+            match &lease.conn {
+                Some(conn) => f(&inner, conn),
+                None => Err(StoreError::Unavailable("no read connection free".into())),
+            }
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -138,6 +147,39 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+/// A read connection borrowed from the pool and returned on drop, even if a read panics.
+struct Lease<'a> {
+    inner: &'a Inner,
+    conn: Option<Connection>,
+}
+
+impl<'a> Lease<'a> {
+    fn take(inner: &'a Inner) -> StoreResult<Self> {
+        let conn = inner
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .ok_or_else(|| StoreError::Unavailable("no read connection free".into()))?;
+        Ok(Self {
+            inner,
+            conn: Some(conn),
+        })
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+        }
     }
 }
 

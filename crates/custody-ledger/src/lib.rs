@@ -166,6 +166,8 @@ pub struct Ledger<S> {
     sequencers: RwLock<HashMap<LogKey, SequencerHandle>>,
     /// The sequencer tasks, awaited on shutdown so every queued batch finishes.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Latest durable checkpoint per log, shared with the sequencers (see [`CheckpointCache`]).
+    checkpoints: Arc<CheckpointCache>,
     /// Serialises tenant creation so two requests cannot both write keys for one tenant.
     creating: Mutex<()>,
 }
@@ -181,6 +183,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             keys,
             sequencers: RwLock::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            checkpoints: Arc::new(CheckpointCache::default()),
             creating: Mutex::new(()),
         })
     }
@@ -245,7 +248,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             other => other.into(),
         })?;
         for record in records {
-            let checkpoint = self.store.latest_checkpoint(&record.key).await?;
+            let checkpoint = self.latest(&record.key).await?;
             out.push(LogInfo { record, checkpoint });
         }
         Ok(out)
@@ -376,6 +379,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             key.clone(),
             record.origin,
             Arc::new(signer),
+            self.checkpoints.clone(),
         )
         .await?;
         self.tasks.lock().await.push(task);
@@ -396,9 +400,19 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         }
     }
 
+    /// The latest durable checkpoint, from memory when this process has seen it.
+    async fn latest(&self, key: &LogKey) -> Result<StoredCheckpoint, LedgerError> {
+        if let Some(cp) = self.checkpoints.get(key) {
+            return Ok(cp);
+        }
+        let cp = self.store.latest_checkpoint(key).await?;
+        self.checkpoints.advance(key, &cp);
+        Ok(cp)
+    }
+
     /// The latest signed checkpoint.
     pub async fn checkpoint(&self, key: &LogKey) -> Result<StoredCheckpoint, LedgerError> {
-        Ok(self.store.latest_checkpoint(key).await?)
+        self.latest(key).await
     }
 
     /// The verifier key of a log.
@@ -408,7 +422,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
 
     /// One entry, with its payload.
     pub async fn entry(&self, key: &LogKey, index: u64) -> Result<EntryView, LedgerError> {
-        let size = self.store.latest_checkpoint(key).await?.size;
+        let size = self.latest(key).await?.size;
         if index >= size {
             return Err(LedgerError::NotFound(format!(
                 "entry {index} does not exist: the log has {size} entries"
@@ -426,7 +440,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         key: &LogKey,
         mut filter: EntryFilter,
     ) -> Result<EntryPage, LedgerError> {
-        let size = self.store.latest_checkpoint(key).await?.size;
+        let size = self.latest(key).await?.size;
         filter.limit = filter.limit.clamp(1, MAX_PAGE);
         filter.below_index = size;
         let stored = self.store.find_entries(key, &filter).await?;
@@ -459,7 +473,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         index: u64,
         size: Option<u64>,
     ) -> Result<InclusionProof, LedgerError> {
-        let latest = self.store.latest_checkpoint(key).await?.size;
+        let latest = self.latest(key).await?.size;
         let size = size.unwrap_or(latest);
         if size > latest {
             return Err(invalid(
@@ -495,7 +509,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         from: u64,
         to: u64,
     ) -> Result<Vec<Hash>, LedgerError> {
-        let latest = self.store.latest_checkpoint(key).await?.size;
+        let latest = self.latest(key).await?.size;
         if to > latest {
             return Err(invalid(
                 "to",
@@ -518,7 +532,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
 
     /// The C2SP tlog-proof of one entry against the latest checkpoint.
     pub async fn tlog_proof(&self, key: &LogKey, index: u64) -> Result<TlogProof, LedgerError> {
-        let checkpoint = self.store.latest_checkpoint(key).await?;
+        let checkpoint = self.latest(key).await?;
         if index >= checkpoint.size {
             return Err(LedgerError::NotFound(format!(
                 "entry {index} does not exist: the log has {} entries",
@@ -565,6 +579,39 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             })?);
         }
         Ok(hashes)
+    }
+}
+
+/// The latest durable checkpoint of each log, so reads need no database round trip to learn
+/// the tree size they may serve.
+///
+/// Architecture invariant: a checkpoint enters the cache only after it is durable (the
+/// sequencer inserts it after its batch commits, readers after reading it from storage), and
+/// the cache only moves forward, so it never serves a size that storage does not hold. This
+/// relies on this process being the only writer of its logs.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointCache {
+    latest: std::sync::RwLock<HashMap<LogKey, StoredCheckpoint>>,
+}
+
+impl CheckpointCache {
+    fn get(&self, key: &LogKey) -> Option<StoredCheckpoint> {
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Records `cp` unless a larger checkpoint of the log is already known.
+    pub(crate) fn advance(&self, key: &LogKey, cp: &StoredCheckpoint) {
+        let mut map = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some(known) if known.size >= cp.size => {}
+            _ => {
+                map.insert(key.clone(), cp.clone());
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use custody_store::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::{AppendOutcome, Appended, LedgerError};
+use crate::{AppendOutcome, Appended, CheckpointCache, LedgerError};
 
 /// Most entries gathered into one batch from queued requests (a single larger request is still
 /// committed whole, since it is atomic).
@@ -68,6 +68,8 @@ pub(crate) struct Sequencer<S> {
     checkpoint: StoredCheckpoint,
     /// Set when a commit failed; the next batch first reloads the state from storage.
     stale: bool,
+    /// Where readers learn of each new durable checkpoint.
+    published: Arc<CheckpointCache>,
 }
 
 /// Reads the tree's right edge back from storage and checks it against the latest checkpoint.
@@ -112,6 +114,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         key: LogKey,
         origin: String,
         signer: Arc<NoteSigner>,
+        published: Arc<CheckpointCache>,
     ) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LedgerError> {
         let checkpoint = store.latest_checkpoint(&key).await?;
         let frontier = load_frontier(&store, &key, &checkpoint).await?;
@@ -124,6 +127,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             frontier,
             checkpoint,
             stale: false,
+            published,
         };
         let task = tokio::spawn(seq.run(rx));
         Ok((SequencerHandle { tx }, task))
@@ -325,6 +329,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                 checkpoint: stored.clone(),
             })
             .await?;
+        self.published.advance(&self.key, &stored);
         self.checkpoint = stored;
         self.frontier = frontier;
         Ok(())

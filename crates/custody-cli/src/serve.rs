@@ -19,8 +19,28 @@ pub async fn run(
     server_name: String,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
+    if !data_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&data_dir)
+            .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
+    }
+    // One server per data directory: the sequencers assume they are their logs' only writers.
+    let lock_path = data_dir.join("custody.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "--data-dir {} is in use by another custody server; stop it or choose another directory",
+            data_dir.display()
+        );
+    }
     let db_path = match database_url.as_deref() {
         None => data_dir.join(DATABASE_FILE),
         Some(url) => match url
@@ -59,6 +79,7 @@ pub async fn run(
     );
     custody_server::serve(listener, ledger, shutdown).await?;
     tracing::info!("custody stopped; every acknowledged write is durable");
+    drop(lock);
     Ok(())
 }
 

@@ -86,7 +86,22 @@ pub fn verify_entry(
     let checkpoint = proof
         .verify(&leaf, vkey)
         .map_err(|e| anyhow::anyhow!("entry is NOT proven by this tlog-proof: {e}"))?;
+    if origin_tail(&checkpoint.origin) != (Some(parsed.tenant.as_str()), Some(parsed.log.as_str()))
+    {
+        bail!(
+            "the entry names {}/{}, but the proof is for the log {}",
+            parsed.tenant,
+            parsed.log,
+            checkpoint.origin
+        );
+    }
     let mut payload_checked = false;
+    let payload = payload.filter(|p| !p.is_null());
+    if payload.is_some() && (salt.is_none() || parsed.payload_commitment.is_none()) {
+        bail!(
+            "--entry carries a payload but no salt or no payload_commitment, so it cannot be checked: use the output of `custody get --json`"
+        );
+    }
     if let (Some(p), Some(s), Some(c)) = (payload, salt, parsed.payload_commitment.as_deref()) {
         let salt = Salt::from_hex(&s).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
         commitment::verify(&salt, &p, c)

@@ -722,3 +722,24 @@ fn sigterm_stops_the_server_cleanly() {
     let server = Server::start(data.path());
     assert_eq!(size(&server.url, "acme"), 1);
 }
+
+#[test]
+fn one_server_per_data_dir_and_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("fresh");
+    let data_s = data.to_str().unwrap();
+    let server = Server::start(&data);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "a new data dir is private");
+    assert_eq!(
+        mode(&data.join("custody.db")),
+        0o600,
+        "the database holds payloads"
+    );
+
+    let second = custody(&["serve", "--data-dir", data_s, "--listen", "127.0.0.1:0"]);
+    let line = second.one_line_error();
+    assert!(line.contains("in use by another custody server"), "{line}");
+    drop(server);
+}

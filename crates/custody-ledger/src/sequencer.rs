@@ -328,7 +328,15 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                 nodes,
                 checkpoint: stored.clone(),
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Ids were checked before sequencing, so a conflict here means storage moved
+                // under the sequencer: not the client's doing, and worth a retry.
+                custody_store::StoreError::Conflict(m) => {
+                    LedgerError::Unavailable(format!("log state changed during the write: {m}"))
+                }
+                other => other.into(),
+            })?;
         self.published.advance(&self.key, &stored);
         self.checkpoint = stored;
         self.frontier = frontier;

@@ -81,6 +81,22 @@ impl ApiError {
         )
     }
 
+    /// Any other status, for responses produced outside the handlers (e.g. a path that is not
+    /// valid UTF-8), so every error still has the problem shape.
+    pub fn from_status(status: StatusCode, detail: String) -> Self {
+        let detail = if detail.trim().is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            detail
+        };
+        Self::new(
+            status,
+            "request",
+            status.canonical_reason().unwrap_or("Error"),
+            detail,
+        )
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(
@@ -126,7 +142,7 @@ impl From<LedgerError> for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "Service unavailable",
-                    "storage is unavailable; nothing was written, retry shortly".into(),
+                    "storage is unavailable and the request was not acknowledged; retry shortly (entries that carry an id are safe to retry)".into(),
                 )
             }
             LedgerError::Corrupt(m) => {
@@ -160,4 +176,30 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// Rewrites any error response that is not already a problem (framework rejections) into one,
+/// keeping its status and headers.
+pub async fn ensure_problem(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let detail = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut problem = ApiError::from_status(status, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
 }

@@ -54,6 +54,9 @@ pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
         .route(&format!("{log}/export"), get(export::<S>))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::map_response(
+            crate::problem::ensure_problem,
+        ))
         .with_state(state)
 }
 

@@ -1719,3 +1719,12 @@ async fn graceful_shutdown_keeps_every_acknowledged_append() {
     let served = served.expect("serve() did not return within 5 s of the shutdown signal");
     served.expect("serve() returned an error");
 }
+
+#[tokio::test]
+async fn framework_rejections_are_problems_too() {
+    let srv = common::start().await;
+    // A path segment that is not UTF-8 is refused by the router's extractor, not a handler.
+    let r = srv.get(&srv.url("/v1/tenants/%FF/logs")).await;
+    let p = common::assert_problem(&r, 400);
+    assert!(!p.detail.is_empty());
+}

@@ -76,6 +76,19 @@ impl SqliteStore {
 
     /// Synchronous [`SqliteStore::open`], for tools that run without a runtime.
     pub fn open_blocking(path: &Path) -> StoreResult<Self> {
+        // Payloads are personal data: create the file private; SQLite gives its WAL and shared
+        // memory files the same mode.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+                })?;
+        }
         let mut writer = Connection::open(path).map_err(unavailable)?;
         writer
             .execute_batch(

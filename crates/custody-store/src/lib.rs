@@ -69,13 +69,20 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// A payload kept beside its leaf, with the salt that opens its commitment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A payload kept beside its leaf, with the salt that opens its commitment. Its `Debug` shows
+/// only sizes: payloads are personal data and must not reach logs.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredPayload {
     /// The payload's JSON text.
     pub json: Vec<u8>,
     /// The 32-byte salt.
     pub salt: [u8; 32],
+}
+
+impl std::fmt::Debug for StoredPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredPayload({} bytes, salt ..)", self.json.len())
+    }
 }
 
 /// The columns an entry is found by, copied out of its envelope when it is written.

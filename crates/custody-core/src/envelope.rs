@@ -29,6 +29,9 @@ pub const ENVELOPE_VERSION: u8 = 1;
 /// an entry bundle.
 pub const MAX_ENVELOPE_BYTES: usize = 65_535;
 
+/// Largest payload (its JSON text). Larger data belongs in an artifact store, logged by digest.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
 /// At most this many `related` links in one entry.
 pub const MAX_RELATED: usize = 256;
 
@@ -743,6 +746,15 @@ impl EntryInput {
                 if let Err(e) = jcs::check_numbers(p, "payload") {
                     errors.push(field_of(&e), e.to_string());
                 }
+                let size = serde_json::to_vec(p).map_or(usize::MAX, |v| v.len());
+                if size > MAX_PAYLOAD_BYTES {
+                    errors.push(
+                        "payload",
+                        format!(
+                            "is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}: store large data as an artifact and log its sha256 digest"
+                        ),
+                    );
+                }
                 Some(p.clone())
             }
         };
@@ -1043,6 +1055,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("limit is 65535"), "{err}");
+    }
+
+    #[test]
+    fn oversize_payloads_are_refused() {
+        let mut v = good();
+        v["payload"] = json!({"notes": "a".repeat(MAX_PAYLOAD_BYTES)});
+        let err = EntryInput::from_json(&v).unwrap_err();
+        assert_eq!(err.errors[0].field, "payload");
+        assert!(err.errors[0].message.contains("limit is 1048576"), "{err}");
     }
 
     #[test]

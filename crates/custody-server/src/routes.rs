@@ -341,7 +341,8 @@ fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
     params(("tenant" = String, Path), ("log" = String, Path, description = "governance, inference or access")),
     request_body(content = api::EntrySubmission, description = "One entry, a JSON array of entries, or NDJSON (application/x-ndjson)"),
     responses(
-        (status = 201, description = "One entry appended", body = api::AppendResult),
+        (status = 201, description = "Appended (an array or NDJSON answers AppendResults)", body = api::AppendResult),
+        (status = 200, description = "Every entry was already logged with the same content: an idempotent retry", body = api::AppendResult),
         (status = 400, body = api::Problem), (status = 404, body = api::Problem),
         (status = 409, description = "An id was reused with different content", body = api::Problem),
         (status = 413, body = api::Problem), (status = 415, body = api::Problem),
@@ -385,11 +386,17 @@ async fn append<S: LedgerWriter + Clone>(
     drop(values);
     let outcome = st.ledger.append(&key, &inputs).await?;
     let mut results = result(&outcome);
+    // A retry that created nothing is not a creation.
+    let status = if results.iter().all(|r| r.existing) {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let resp = if single {
-        (StatusCode::CREATED, Json(results.remove(0))).into_response()
+        (status, Json(results.remove(0))).into_response()
     } else {
         (
-            StatusCode::CREATED,
+            status,
             Json(api::AppendResults {
                 results,
                 checkpoint_size: outcome.checkpoint_size,

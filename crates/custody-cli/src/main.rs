@@ -508,15 +508,7 @@ async fn append(
                     anyhow::anyhow!("entry {}", e.to_string().trim_start_matches("line "))
                 })?;
                 let r = client.append_all(&at.tenant, &at.log, &items).await?;
-                print(json, &r, || {
-                    format!(
-                        "appended {} entries (indexes {}..={}), covered by checkpoint size {}",
-                        r.results.len(),
-                        r.results.first().map_or(0, |x| x.index),
-                        r.results.last().map_or(0, |x| x.index),
-                        r.checkpoint_size
-                    )
-                })?;
+                print(json, &r, || appended_summary(&r))?;
             }
             v => {
                 validate(std::slice::from_ref(&v), &[1]).map_err(|e| {
@@ -593,15 +585,20 @@ async fn append(
             out.write_all(b"\n")?;
         }
     } else {
-        println!(
-            "appended {} entries (indexes {}..={}), covered by checkpoint size {}",
-            summary.results.len(),
-            summary.results.first().map_or(0, |x| x.index),
-            summary.results.last().map_or(0, |x| x.index),
-            summary.checkpoint_size
-        );
+        println!("{}", appended_summary(&summary));
     }
     Ok(())
+}
+
+/// One line saying what a multi-entry append did.
+fn appended_summary(r: &custody_api::AppendResults) -> String {
+    format!(
+        "appended {} entries (indexes {}..={}), covered by checkpoint size {}",
+        r.results.len(),
+        r.results.first().map_or(0, |x| x.index),
+        r.results.last().map_or(0, |x| x.index),
+        r.checkpoint_size
+    )
 }
 
 async fn list(client: &Client, args: ListArgs, json: bool) -> anyhow::Result<()> {

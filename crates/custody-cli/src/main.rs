@@ -329,14 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     .with_context(|| format!("cannot write --output {}", path.display()))?;
             }
             if json {
-                let cp = custody_core::checkpoint::Checkpoint::parse(
-                    note.split("\n\n")
-                        .next()
-                        .map(|b| format!("{b}\n"))
-                        .as_deref()
-                        .unwrap_or(""),
-                )
-                .map_err(|e| anyhow::anyhow!("server sent a malformed checkpoint: {e}"))?;
+                let cp = checkpoint_of(&note)?;
                 print(
                     true,
                     &serde_json::json!({"origin": cp.origin, "size": cp.size, "root": cp.root.to_base64(), "note": note}),
@@ -590,6 +583,15 @@ async fn append(
     Ok(())
 }
 
+/// The checkpoint inside a signed note the server sent. Unverified: for display and for naming
+/// an export; `custody verify` checks the signature with the pinned key.
+fn checkpoint_of(note: &str) -> anyhow::Result<custody_core::checkpoint::Checkpoint> {
+    custody_core::note::Note::parse(note)
+        .map_err(anyhow::Error::from)
+        .and_then(|n| Ok(custody_core::checkpoint::Checkpoint::parse(&n.text)?))
+        .map_err(|e| anyhow::anyhow!("server sent a malformed checkpoint: {e}"))
+}
+
 /// One line saying what a multi-entry append did.
 fn appended_summary(r: &custody_api::AppendResults) -> String {
     format!(
@@ -661,9 +663,7 @@ async fn list(client: &Client, args: ListArgs, json: bool) -> anyhow::Result<()>
 async fn export(client: &Client, at: &LogArgs, output: &PathBuf, json: bool) -> anyhow::Result<()> {
     let note = client.checkpoint(&at.tenant, &at.log).await?;
     let vkey = client.vkey(&at.tenant, &at.log).await?;
-    let body = note.split("\n\n").next().unwrap_or("");
-    let cp = custody_core::checkpoint::Checkpoint::parse(&format!("{body}\n"))
-        .map_err(|e| anyhow::anyhow!("server sent a malformed checkpoint: {e}"))?;
+    let cp = checkpoint_of(&note)?;
     let tmp = output.with_extension("partial");
     let file = std::fs::File::create(&tmp)
         .with_context(|| format!("cannot write --output {}", output.display()))?;

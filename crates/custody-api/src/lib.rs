@@ -5,6 +5,8 @@
 //! Hash encodings follow SPEC §5: leaf hashes in append results and entries are lowercase hex;
 //! proof hashes are standard base64, as RFC 9162 tooling expects.
 
+pub mod evidence;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -31,6 +33,23 @@ pub struct Problem {
     /// For validation problems: each invalid field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// For gate refusals: exactly what the promotion, rollback or deployment lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<evidence::GateGap>,
+    /// For gate refusals: where custody recorded the refusal in the governance log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RecordedRefusal>,
+}
+
+/// The ledger entry that records a refused write.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct RecordedRefusal {
+    /// Index in the governance log.
+    pub index: u64,
+    /// Entry id.
+    pub id: String,
+    /// Leaf hash, lowercase hex.
+    pub leaf_hash: String,
 }
 
 /// One invalid field of a request.
@@ -139,6 +158,10 @@ pub struct AppendResult {
     /// True when this id was already logged with the same content (an idempotent retry).
     #[serde(default)]
     pub existing: bool,
+    /// For an inference whose weights were not the ones serving in its environment at its
+    /// request time: the security event custody recorded about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<evidence::SecurityNotice>,
 }
 
 /// Result of appending a JSON array or an NDJSON stream.

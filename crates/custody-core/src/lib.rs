@@ -11,11 +11,17 @@
 //! - [`note`]: C2SP signed notes with Ed25519 and verifier key strings.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
 //! - [`tlog_proof`]: C2SP tlog-proof, the offline evidence for one entry.
+//! - [`signing`]: approver keys (Ed25519, ECDSA P-256) read from PEM, and their signatures.
+//! - [`dsse`]: DSSE envelopes, the signed wrapper around approvals.
+//! - [`intoto`]: in-toto Statements and the approval predicate they carry.
 
 pub mod checkpoint;
 pub mod commitment;
+pub mod dsse;
 pub mod envelope;
+pub mod intoto;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod signing;
 pub mod tlog_proof;

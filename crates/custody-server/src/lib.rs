@@ -8,12 +8,14 @@
 //! their own inputs so that malformed JSON, a wrong content type or an oversize body all get a
 //! precise problem rather than a framework default, and none of them writes anything.
 
+mod audit;
 mod problem;
 mod routes;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use custody_governance::Governance;
 use custody_ledger::Ledger;
 use custody_store::LedgerWriter;
 use tokio::net::TcpListener;
@@ -23,14 +25,27 @@ pub use routes::{MAX_BODY_BYTES, openapi, router};
 
 /// State shared by every handler.
 pub struct AppState<S> {
-    /// The ledger behind the API.
+    /// The ledger behind the API, for reads.
     pub ledger: Arc<Ledger<S>>,
+    /// The evidence service: every write, and the audit answers.
+    pub governance: Arc<Governance<S>>,
+}
+
+impl<S: LedgerWriter + Clone> AppState<S> {
+    /// State over a ledger.
+    pub fn new(ledger: Arc<Ledger<S>>) -> Self {
+        Self {
+            governance: Arc::new(Governance::new(ledger.clone())),
+            ledger,
+        }
+    }
 }
 
 impl<S> Clone for AppState<S> {
     fn clone(&self) -> Self {
         Self {
             ledger: self.ledger.clone(),
+            governance: self.governance.clone(),
         }
     }
 }
@@ -43,9 +58,7 @@ pub async fn serve<S: LedgerWriter + Clone>(
     ledger: Arc<Ledger<S>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(AppState {
-        ledger: ledger.clone(),
-    });
+    let app = router(AppState::new(ledger.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custody_api::{PROBLEM_JSON, Problem, ProblemField};
 use custody_core::envelope::ValidationError;
+use custody_governance::GovernanceError;
 use custody_ledger::LedgerError;
 
 /// An error on its way to the client.
@@ -14,6 +15,8 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     errors: Vec<ProblemField>,
+    /// A gate refusal's details; boxed to keep the common error small.
+    gate: Option<Box<(Vec<custody_api::evidence::GateGap>, custody_api::RecordedRefusal)>>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             title,
             detail,
             errors: Vec::new(),
+            gate: None,
         }
     }
 
@@ -158,6 +162,54 @@ impl From<LedgerError> for ApiError {
     }
 }
 
+impl From<GovernanceError> for ApiError {
+    fn from(e: GovernanceError) -> Self {
+        match e {
+            GovernanceError::Ledger(l) => l.into(),
+            GovernanceError::Invalid(v) => Self::validation(v),
+            GovernanceError::NotFound(m) => Self::not_found(m),
+            GovernanceError::Conflict(m) => {
+                Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m)
+            }
+            GovernanceError::Refused {
+                attempted,
+                missing,
+                refusal,
+            } => {
+                let mut err = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "gate-refused",
+                    "Refused by the gate",
+                    format!(
+                        "the {attempted} was refused and the refusal recorded at governance index {}: {}",
+                        refusal.index,
+                        missing
+                            .iter()
+                            .map(|m| m.detail.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                );
+                let gaps = missing
+                    .into_iter()
+                    .map(|m| custody_api::evidence::GateGap {
+                        code: m.code,
+                        detail: m.detail,
+                        entries: m.entries,
+                    })
+                    .collect();
+                let recorded = custody_api::RecordedRefusal {
+                    index: refusal.index,
+                    id: refusal.id.to_string(),
+                    leaf_hash: refusal.leaf_hash.to_hex(),
+                };
+                err.gate = Some(Box::new((gaps, recorded)));
+                err
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Problem {
@@ -166,6 +218,8 @@ impl IntoResponse for ApiError {
             status: self.status.as_u16(),
             detail: self.detail,
             errors: self.errors,
+            missing: self.gate.as_ref().map(|g| g.0.clone()).unwrap_or_default(),
+            refusal: self.gate.map(|g| g.1),
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         resp.headers_mut()

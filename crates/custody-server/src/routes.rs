@@ -25,7 +25,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Most entries one append request may carry.
 pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The router with every route, for any storage backend.
 pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
@@ -52,6 +52,20 @@ pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
         .route(&format!("{log}/proof/consistency"), get(consistency::<S>))
         .route(&format!("{log}/vkey"), get(vkey::<S>))
         .route(&format!("{log}/export"), get(export::<S>))
+        .route("/v1/tenants/{tenant}/trace", get(crate::audit::trace::<S>))
+        .route(
+            "/v1/tenants/{tenant}/served",
+            get(crate::audit::served::<S>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/models/{version_hash}/history",
+            get(crate::audit::history::<S>),
+        )
+        .route("/v1/tenants/{tenant}/admit", get(crate::audit::admit::<S>))
+        .route(
+            "/v1/tenants/{tenant}/evidence",
+            get(crate::audit::evidence::<S>),
+        )
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::map_response(
@@ -85,7 +99,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         inclusion,
         consistency,
         vkey,
-        export
+        export,
+        crate::audit::trace,
+        crate::audit::served,
+        crate::audit::history,
+        crate::audit::admit,
+        crate::audit::evidence
     ),
     components(schemas(
         api::Problem,
@@ -104,7 +123,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         api::InclusionProof,
         api::ConsistencyProof,
         api::ExportedLeaf,
-        api::Health
+        api::Health,
+        api::RecordedRefusal,
+        api::evidence::ProvenEntry,
+        api::evidence::LogCheckpoint,
+        api::evidence::EvidenceLink,
+        api::evidence::GateGap,
+        api::evidence::GateRuleView,
+        api::evidence::Proven,
+        api::evidence::TraceAnswer,
+        api::evidence::ServedAnswer,
+        api::evidence::ServingChangeView,
+        api::evidence::HistoryAnswer,
+        api::evidence::AdmitAnswer,
+        api::evidence::SecurityNotice,
+        api::evidence::EvidencePack,
+        api::evidence::ApproverKeyView
     ))
 )]
 struct ApiDoc;
@@ -123,7 +157,7 @@ async fn healthz() -> Json<api::Health> {
     })
 }
 
-fn tenant_name(s: &str) -> ApiResult<TenantName> {
+pub(crate) fn tenant_name(s: &str) -> ApiResult<TenantName> {
     TenantName::parse(s).map_err(ApiError::validation)
 }
 
@@ -154,7 +188,7 @@ async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
         .map_err(|_| ApiError::too_large(limit))
 }
 
-fn content_type(headers: &HeaderMap) -> String {
+pub(crate) fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -166,12 +200,12 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+pub(crate) fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
     jcs::parse_strict(bytes).map_err(|e| ApiError::malformed(e.to_string()))
 }
 
 /// Query parameters, refusing any the route does not know.
-fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
+pub(crate) fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::field("query", format!("malformed query string: {e}")))?;
     let mut out = HashMap::new();
@@ -191,7 +225,7 @@ fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, Str
     Ok(out)
 }
 
-fn number(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<u64>> {
+pub(crate) fn number(q: &HashMap<String, String>, name: &str) -> ApiResult<Option<u64>> {
     q.get(name)
         .map(|v| {
             v.parse::<u64>()
@@ -302,6 +336,7 @@ fn result(outcome: &AppendOutcome) -> Vec<api::AppendResult> {
             id: a.id.to_string(),
             checkpoint_size: outcome.checkpoint_size,
             existing: a.existing,
+            security: None,
         })
         .collect()
 }
@@ -384,8 +419,12 @@ async fn append<S: LedgerWriter + Clone>(
     };
     let inputs = inputs(&values, !single)?;
     drop(values);
-    let outcome = st.ledger.append(&key, &inputs).await?;
+    let ingested = st.governance.append(&key, inputs).await?;
+    let outcome = ingested.outcome;
     let mut results = result(&outcome);
+    for (r, notice) in results.iter_mut().zip(ingested.notices) {
+        r.security = notice;
+    }
     // A retry that created nothing is not a creation.
     let status = if results.iter().all(|r| r.existing) {
         StatusCode::OK

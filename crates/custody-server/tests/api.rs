@@ -370,14 +370,13 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
     let mut results: Vec<api::AppendResult> = Vec::new();
     let singles = [
         {
-            let mut e = entry("model_version.registered", "svc-train", "mv-1");
+            let mut e = entry("x.ml.model_registered", "svc-train", "mv-1");
             e["client_time"] = json!("2026-01-31T12:00:00Z");
-            e["related"] =
-                json!([{ "kind": "dataset_version", "id": "ds-1", "rel": "trained_on" }]);
+            e["related"] = json!([{ "kind": "x_dataset", "id": "ds-1", "rel": "trained_on" }]);
             e
         },
         {
-            let mut e = entry("approval.granted", "usr-7f3a", "mv-1");
+            let mut e = entry("x.ml.approval_granted", "usr-7f3a", "mv-1");
             e["actor"]["kind"] = json!("user");
             e["context"] = json!({ "purpose": "quarterly review", "auth_method": "oidc", "request_id": "req-1" });
             e
@@ -432,7 +431,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
 
     // NDJSON, with a blank line and a CRLF line ending.
     let lines: Vec<Value> = (0..3)
-        .map(|i| entry("dataset_version.registered", "svc-etl", &format!("ds-{i}")))
+        .map(|i| entry("x.ml.dataset_registered", "svc-etl", &format!("ds-{i}")))
         .collect();
     let body = format!("{}\r\n\n{}\n{}\n", lines[0], lines[1], lines[2]);
     let r = s
@@ -458,7 +457,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
     assert_eq!(one.index, 9);
     submitted.push(e);
     results.push(one);
-    let arr = vec![entry("policy.updated", "svc-pol", "p-1")];
+    let arr = vec![entry("x.ml.policy_noted", "svc-pol", "p-1")];
     let two = s.client.append_all("acme", GOV, &arr).await.unwrap();
     assert_eq!(two.results[0].index, 10);
     submitted.extend(arr);
@@ -606,7 +605,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
 
     // Append more (to a power-of-two size), then checkpoint B and consistency proofs.
     let more: Vec<Value> = (0..(16 - n_a))
-        .map(|i| entry("training_run.completed", "svc-train", &format!("run-{i}")))
+        .map(|i| entry("x.ml.run_completed", "svc-train", &format!("run-{i}")))
         .collect();
     let done = s.client.append_all("acme", GOV, &more).await.unwrap();
     assert_eq!(done.checkpoint_size, 16);
@@ -689,7 +688,7 @@ async fn payloads_are_committed_with_a_fresh_salt_and_never_logged() {
     s.create_tenant("pay").await;
     let url = append_url(&s, "pay", "inference");
     // Keys out of canonical order: the commitment is over the JCS form.
-    let raw = r#"{"type":"inference.recorded","actor":{"kind":"service","id":"svc-serve"},"subject":{"kind":"model_version","id":"sha256:ab"},"body":{},"payload":{"b":"x","a":1}}"#;
+    let raw = r#"{"type":"x.ml.prediction","actor":{"kind":"service","id":"svc-serve"},"subject":{"kind":"model_version","id":"sha256:ab"},"body":{},"payload":{"b":"x","a":1}}"#;
     let first = s.post(&url, "application/json", raw).await;
     assert_eq!(first.status, 201, "{}", first.text());
     let personal = json!({
@@ -698,7 +697,7 @@ async fn payloads_are_committed_with_a_fresh_salt_and_never_logged() {
         "input": "is this transaction fraudulent?",
         "scores": [1, 2, 3],
     });
-    let mut e = entry("inference.recorded", "svc-serve", "sha256:ab");
+    let mut e = entry("x.ml.prediction", "svc-serve", "sha256:ab");
     e["payload"] = personal.clone();
     let second = s.client.append("pay", "inference", &e).await.unwrap();
     let again = s.post(&url, "application/json", raw).await;
@@ -708,7 +707,7 @@ async fn payloads_are_committed_with_a_fresh_salt_and_never_logged() {
         .append(
             "pay",
             "inference",
-            &entry("inference.recorded", "svc-serve", "sha256:ab"),
+            &entry("x.ml.prediction", "svc-serve", "sha256:ab"),
         )
         .await
         .unwrap();
@@ -813,7 +812,7 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
         .unwrap();
 
     let id = Uuid::now_v7().to_string();
-    let mut e = entry("model_version.registered", "svc-a", "mv-1");
+    let mut e = entry("x.ml.model_registered", "svc-a", "mv-1");
     e["id"] = json!(id);
     e["payload"] = json!({ "note": "personal" });
     let first = append_one(&s, "idem", GOV, &e).await;
@@ -1331,19 +1330,24 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
     let s = start().await;
     s.create_tenant("list").await;
     let specs: [(&str, &str, &str, &[&str]); 7] = [
-        ("model_version.registered", "svc-a", "mv-1", &["ds-1"]),
-        ("approval.granted", "usr-b", "mv-1", &[]),
-        ("model_version.registered", "svc-a", "mv-2", &["ds-2"]),
-        ("deployment.created", "svc-c", "mv-1", &["ds-1", "ap-1"]),
-        ("approval.granted", "usr-b", "mv-2", &["ap-1"]),
-        ("model_version.registered", "svc-c", "mv-3", &[]),
+        ("x.ml.model_registered", "svc-a", "mv-1", &["ds-1"]),
+        ("x.ml.approval_granted", "usr-b", "mv-1", &[]),
+        ("x.ml.model_registered", "svc-a", "mv-2", &["ds-2"]),
+        (
+            "x.ml.deployment_created",
+            "svc-c",
+            "mv-1",
+            &["ds-1", "ap-1"],
+        ),
+        ("x.ml.approval_granted", "usr-b", "mv-2", &["ap-1"]),
+        ("x.ml.model_registered", "svc-c", "mv-3", &[]),
         ("x.team.note", "svc-a", "mv-3", &["mv-1"]),
     ];
     for (t, actor, subject, related) in specs {
         let mut e = entry(t, actor, subject);
         e["related"] = related
             .iter()
-            .map(|id| json!({ "kind": "dataset_version", "id": id, "rel": "uses" }))
+            .map(|id| json!({ "kind": "x_dataset", "id": id, "rel": "uses" }))
             .collect();
         s.client.append("list", GOV, &e).await.unwrap();
     }
@@ -1386,7 +1390,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
     };
     let cases: Vec<(ListQuery, Vec<u64>)> = vec![
         (
-            q(|q, v| q.entry_type = Some(v), "model_version.registered"),
+            q(|q, v| q.entry_type = Some(v), "x.ml.model_registered"),
             vec![0, 2, 5],
         ),
         (q(|q, v| q.entry_type = Some(v), "x.none.none"), vec![]),
@@ -1398,7 +1402,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
         (q(|q, v| q.related = Some(v), "mv-1"), vec![6]),
         (
             ListQuery {
-                entry_type: Some("approval.granted".into()),
+                entry_type: Some("x.ml.approval_granted".into()),
                 subject: Some("mv-2".into()),
                 ..Default::default()
             },
@@ -1449,7 +1453,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
     // Cursor pagination visits every entry exactly once, alone and with a filter.
     for (filter, want) in [
         (None, (0..7).collect::<Vec<u64>>()),
-        (Some("model_version.registered"), vec![0, 2, 5]),
+        (Some("x.ml.model_registered"), vec![0, 2, 5]),
     ] {
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
@@ -1529,7 +1533,7 @@ async fn concurrent_appends_get_distinct_indexes_and_valid_proofs() {
     for i in 0..64 {
         let client = s.client.clone();
         tasks.push(tokio::spawn(async move {
-            let e = entry("inference.recorded", "svc-serve", &format!("req-{i}"));
+            let e = entry("x.ml.prediction", "svc-serve", &format!("req-{i}"));
             client.append("conc", "inference", &e).await
         }));
     }
@@ -1575,7 +1579,7 @@ async fn concurrent_appends_get_distinct_indexes_and_valid_proofs() {
 
     // Racing retries of one id: one entry, every answer points at it, one of them new.
     let id = Uuid::now_v7().to_string();
-    let mut same = entry("inference.recorded", "svc-serve", "req-retry");
+    let mut same = entry("x.ml.prediction", "svc-serve", "req-retry");
     same["id"] = json!(id);
     let tasks: Vec<_> = (0..16)
         .map(|_| {
@@ -1600,7 +1604,7 @@ async fn concurrent_appends_get_distinct_indexes_and_valid_proofs() {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let client = s.client.clone();
-            let mut e = entry("inference.recorded", "svc-serve", &format!("variant-{i}"));
+            let mut e = entry("x.ml.prediction", "svc-serve", &format!("variant-{i}"));
             e["id"] = json!(id);
             tokio::spawn(async move { client.append("conc", "inference", &e).await })
         })

@@ -1,0 +1,256 @@
+//! Handlers for audit questions: trace, served, history, admit and evidence packs. Each answer
+//! carries its entries with inclusion proofs against one signed checkpoint per log.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use custody_api::evidence as ev;
+use custody_core::envelope::LogName;
+use custody_governance::{PackScope, TraceDirection, TraceStart, parse_time};
+use custody_store::LedgerWriter;
+
+use crate::routes::{ApiResult, number, query, tenant_name};
+use crate::{ApiError, AppState};
+
+fn digest_param(name: &str, v: &str) -> ApiResult<String> {
+    let ok = v.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::field(
+            name,
+            format!(
+                "{v:?} is not a version hash: use sha256: and 64 lowercase hex digits (`custody model hash PATH` prints it)"
+            ),
+        ))
+    }
+}
+
+fn env_param(v: Option<&String>) -> ApiResult<String> {
+    match v {
+        Some(e)
+            if !e.is_empty()
+                && e.len() <= 64
+                && e.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'
+                }) =>
+        {
+            Ok(e.clone())
+        }
+        Some(e) => Err(ApiError::field(
+            "env",
+            format!("{e:?} is not an environment name (a-z, 0-9, '-', '_')"),
+        )),
+        None => Err(ApiError::field("env", "is required, e.g. env=production")),
+    }
+}
+
+/// Reads where a trace or pack starts: exactly one of `entry` (an entry id), `request_id`,
+/// `subject` (a version hash, dataset digest, run id or deployment id) or `log` + `index`.
+fn start_param(q: &std::collections::HashMap<String, String>) -> ApiResult<TraceStart> {
+    let given: Vec<&str> = ["entry", "request_id", "subject", "index"]
+        .into_iter()
+        .filter(|k| q.contains_key(*k))
+        .collect();
+    if given.len() != 1 {
+        return Err(ApiError::field(
+            "",
+            "say where to start with exactly one of entry=<entry id>, request_id=<inference request id>, subject=<version hash, dataset digest, run id or deployment id>, or log=<log>&index=<n>",
+        ));
+    }
+    Ok(match given[0] {
+        "entry" => TraceStart::Id(
+            q["entry"]
+                .parse()
+                .map_err(|_| ApiError::field("entry", "must be an entry id (a UUID)"))?,
+        ),
+        "request_id" => TraceStart::Request(q["request_id"].clone()),
+        "subject" => TraceStart::Subject(q["subject"].clone()),
+        _ => {
+            let log = LogName::parse(q.get("log").map(String::as_str).unwrap_or("governance"))
+                .map_err(ApiError::validation)?;
+            TraceStart::Entry(log, number(q, "index")?.unwrap_or_default())
+        }
+    })
+}
+
+/// Walks the evidence chain from one entry: `backward` (default) to what it rests on
+/// (inference -> deployment -> model version -> approvals, card, policy -> training run ->
+/// dataset versions), or `forward` to what rests on it (dataset -> runs -> models ->
+/// deployments and inferences). Every entry comes with its inclusion proof.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/trace",
+    params(("tenant" = String, Path),
+        ("entry" = Option<String>, Query, description = "Entry id to start at"),
+        ("request_id" = Option<String>, Query, description = "Inference request id to start at"),
+        ("subject" = Option<String>, Query, description = "Version hash, dataset digest, run id or deployment id"),
+        ("log" = Option<String>, Query, description = "With index: the log of the start entry"),
+        ("index" = Option<u64>, Query, description = "With log: the index of the start entry"),
+        ("direction" = Option<String>, Query, description = "backward (default) or forward"),
+        ("limit" = Option<u32>, Query, description = "Forward: most inferences to include (default 100)")),
+    responses((status = 200, body = ev::TraceAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
+pub(crate) async fn trace<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ev::TraceAnswer>> {
+    let tenant = tenant_name(&tenant)?;
+    let q = query(
+        raw,
+        &[
+            "entry",
+            "request_id",
+            "subject",
+            "log",
+            "index",
+            "direction",
+            "limit",
+        ],
+    )?;
+    let start = start_param(&q)?;
+    let direction = match q.get("direction").map(String::as_str) {
+        None | Some("backward") => TraceDirection::Backward,
+        Some("forward") => TraceDirection::Forward,
+        Some(other) => {
+            return Err(ApiError::field(
+                "direction",
+                format!("{other:?}: use backward or forward"),
+            ));
+        }
+    };
+    let limit = number(&q, "limit")?.unwrap_or(100).min(10_000) as u32;
+    Ok(Json(
+        st.governance
+            .trace(&tenant, &start, direction, limit)
+            .await?,
+    ))
+}
+
+/// What served in an environment at a time (default now): the promotion, rollback or
+/// retirement in force, the model version and its deployments there.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/served",
+    params(("tenant" = String, Path),
+        ("env" = String, Query, description = "Environment, e.g. production"),
+        ("at" = Option<String>, Query, description = "RFC 3339 time (default: now)")),
+    responses((status = 200, body = ev::ServedAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
+pub(crate) async fn served<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ev::ServedAnswer>> {
+    let tenant = tenant_name(&tenant)?;
+    let q = query(raw, &["env", "at"])?;
+    let env = env_param(q.get("env"))?;
+    let at = match q.get("at") {
+        Some(t) => parse_time("at", t).map_err(ApiError::validation)?,
+        None => (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
+    };
+    Ok(Json(st.governance.served(&tenant, &env, at).await?))
+}
+
+/// The full record of a model version: registration, cards, approvals, promotions,
+/// rollbacks, retirement, deployments, refusals.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/models/{version_hash}/history",
+    params(("tenant" = String, Path), ("version_hash" = String, Path, description = "sha256:<hex>")),
+    responses((status = 200, body = ev::HistoryAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
+pub(crate) async fn history<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path((tenant, hash)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ev::HistoryAnswer>> {
+    let tenant = tenant_name(&tenant)?;
+    query(raw, &[])?;
+    let hash = digest_param("version_hash", &hash)?;
+    Ok(Json(st.governance.history(&tenant, &hash).await?))
+}
+
+/// The serving gate: may these weights serve in this environment now? `admitted` is true only
+/// for the version the ledger says serves there, not retired, whose approvals satisfy the
+/// policy in force; otherwise `missing` says why.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/admit",
+    params(("tenant" = String, Path),
+        ("digest" = String, Query, description = "Version hash of the weights (sha256:<hex>)"),
+        ("env" = String, Query, description = "Environment")),
+    responses((status = 200, body = ev::AdmitAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
+pub(crate) async fn admit<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ev::AdmitAnswer>> {
+    let tenant = tenant_name(&tenant)?;
+    let q = query(raw, &["digest", "env"])?;
+    let digest = match q.get("digest") {
+        Some(d) => digest_param("digest", d)?,
+        None => {
+            return Err(ApiError::field(
+                "digest",
+                "is required: the version hash of the weights",
+            ));
+        }
+    };
+    let env = env_param(q.get("env"))?;
+    Ok(Json(st.governance.admit(&tenant, &digest, &env).await?))
+}
+
+/// An evidence pack: entries with payloads, proofs, checkpoints, verifier keys and approver
+/// keys, for a model version (`model`), an inference (`request_id` or `entry`) or a time window
+/// (`since` and `until`).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/evidence",
+    params(("tenant" = String, Path),
+        ("model" = Option<String>, Query, description = "Version hash"),
+        ("request_id" = Option<String>, Query, description = "Inference request id"),
+        ("entry" = Option<String>, Query, description = "Entry id of an inference"),
+        ("since" = Option<String>, Query, description = "Window start (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Window end (RFC 3339)"),
+        ("inferences" = Option<u32>, Query, description = "Window: most inference records to include (default 1000)")),
+    responses((status = 200, body = ev::EvidencePack), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
+pub(crate) async fn evidence<S: LedgerWriter + Clone>(
+    State(st): State<AppState<S>>,
+    Path(tenant): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ev::EvidencePack>> {
+    let tenant = tenant_name(&tenant)?;
+    let q = query(
+        raw,
+        &[
+            "model",
+            "request_id",
+            "entry",
+            "since",
+            "until",
+            "inferences",
+        ],
+    )?;
+    let inferences = number(&q, "inferences")?.unwrap_or(1000).min(100_000) as u32;
+    let scope = match (
+        q.get("model"),
+        q.get("request_id"),
+        q.get("entry"),
+        q.get("since"),
+        q.get("until"),
+    ) {
+        (Some(m), None, None, None, None) => PackScope::Model(digest_param("model", m)?),
+        (None, Some(r), None, None, None) => PackScope::Inference(TraceStart::Request(r.clone())),
+        (None, None, Some(e), None, None) => PackScope::Inference(TraceStart::Id(
+            e.parse()
+                .map_err(|_| ApiError::field("entry", "must be an entry id (a UUID)"))?,
+        )),
+        (None, None, None, Some(s), Some(u)) => {
+            let since = parse_time("since", s).map_err(ApiError::validation)?;
+            let until = parse_time("until", u).map_err(ApiError::validation)?;
+            if since >= until {
+                return Err(ApiError::field("until", "must be after since"));
+            }
+            PackScope::Window(since, until)
+        }
+        _ => {
+            return Err(ApiError::field(
+                "",
+                "say what the pack is about with exactly one of model=<version hash>, request_id=<id>, entry=<entry id>, or since=<time>&until=<time>",
+            ));
+        }
+    };
+    Ok(Json(st.governance.pack(&tenant, &scope, inferences).await?))
+}

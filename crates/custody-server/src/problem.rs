@@ -16,7 +16,12 @@ pub struct ApiError {
     detail: String,
     errors: Vec<ProblemField>,
     /// A gate refusal's details; boxed to keep the common error small.
-    gate: Option<Box<(Vec<custody_api::evidence::GateGap>, custody_api::RecordedRefusal)>>,
+    gate: Option<
+        Box<(
+            Vec<custody_api::evidence::GateGap>,
+            custody_api::RecordedRefusal,
+        )>,
+    >,
 }
 
 impl ApiError {

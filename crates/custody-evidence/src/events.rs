@@ -1129,3 +1129,113 @@ pub fn derived_links(fields: &EventFields<'_>) -> Vec<Related> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custody_core::envelope::ActorKind;
+    use serde_json::json;
+
+    fn read(
+        t: &str,
+        subject: (&str, &str),
+        body: Value,
+        related: Vec<Related>,
+    ) -> Result<Option<Event>, ValidationError> {
+        let actor = Actor {
+            kind: ActorKind::Service,
+            id: "svc".into(),
+        };
+        let subject = SubjectRef {
+            kind: subject.0.into(),
+            id: subject.1.into(),
+        };
+        let body = body.as_object().unwrap().clone();
+        Event::read(&EventFields {
+            entry_type: t,
+            actor: &actor,
+            subject: &subject,
+            related: &related,
+            client_time: None,
+            body: &body,
+        })
+    }
+
+    #[test]
+    fn clients_cannot_forge_custody_records_or_invent_verbs() {
+        assert!(check_client_type(types::PROMOTION_REFUSED).is_err());
+        assert!(check_client_type("security.anything").is_err());
+        let e = check_client_type("model_version.created").unwrap_err();
+        assert!(
+            e.errors[0].message.contains("model_version.registered"),
+            "{e}"
+        );
+        assert!(check_client_type("x.team.thing").is_ok());
+        assert!(check_client_type("artifact.stored").is_ok());
+        assert_eq!(home_log("inference.recorded"), Some(LogName::Inference));
+        assert_eq!(
+            home_log("model_version.registered"),
+            Some(LogName::Governance)
+        );
+        assert_eq!(home_log("x.a.b"), None);
+    }
+
+    #[test]
+    fn user_types_carry_no_meaning_and_typed_ones_report_every_field() {
+        assert_eq!(
+            read("x.a.b", ("thing", "t"), json!({}), vec![]).unwrap(),
+            None
+        );
+        let err = read(
+            types::DEPLOYMENT,
+            ("model_version", "m"),
+            json!({"endpoint": 3, "extra": 1}),
+            vec![],
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.errors.iter().map(|f| f.field.as_str()).collect();
+        for want in [
+            "subject.kind",
+            "body.extra",
+            "body.environment",
+            "body.endpoint",
+            "body.config_digest",
+            "body.version_hash",
+        ] {
+            assert!(fields.contains(&want), "{want} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn links_are_derived_from_bodies_once() {
+        let h = format!("sha256:{}", "ab".repeat(32));
+        let actor = Actor {
+            kind: ActorKind::Service,
+            id: "svc".into(),
+        };
+        let subject = SubjectRef {
+            kind: "inference".into(),
+            id: "r1".into(),
+        };
+        let body = json!({"version_hash": h}).as_object().unwrap().clone();
+        let mut related = vec![];
+        let fields = |related: &[Related]| {
+            derived_links(&EventFields {
+                entry_type: types::INFERENCE,
+                actor: &actor,
+                subject: &subject,
+                related,
+                client_time: None,
+                body: &body,
+            })
+        };
+        let added = fields(&related);
+        assert_eq!(added.len(), 1);
+        assert_eq!(
+            (added[0].kind.as_str(), added[0].rel.as_str()),
+            ("model_version", "computed_by")
+        );
+        related.extend(added);
+        assert!(fields(&related).is_empty());
+    }
+}

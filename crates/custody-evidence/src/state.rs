@@ -850,3 +850,123 @@ impl GovernanceState {
             });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Inference, ModelVersion, TrainingRun};
+
+    fn meta(index: u64, micros: i64, actor: &str) -> EntryMeta {
+        EntryMeta {
+            id: format!("e{index}"),
+            index,
+            time_micros: micros,
+            actor: actor.into(),
+        }
+    }
+
+    fn hash(n: u8) -> String {
+        format!("sha256:{}", hex::encode([n; 32]))
+    }
+
+    fn serving_state() -> GovernanceState {
+        let mut s = GovernanceState::default();
+        s.apply(
+            Some(&Event::TrainingRun(TrainingRun {
+                run_id: "r".into(),
+                datasets: vec![],
+                status: "succeeded".into(),
+            })),
+            meta(0, 0, "usr-t"),
+        );
+        for (i, h) in [hash(1), hash(2)].into_iter().enumerate() {
+            s.apply(
+                Some(&Event::ModelVersion(ModelVersion {
+                    version_hash: h,
+                    name: "m".into(),
+                    run_id: "r".into(),
+                    files: vec![],
+                })),
+                meta(1 + i as u64, 0, "svc"),
+            );
+        }
+        let t = |from: Option<String>, to: String| Transition {
+            from,
+            to,
+            environment: "prod".into(),
+            authoriser: "usr-l".into(),
+        };
+        s.apply(
+            Some(&Event::Promotion(t(None, hash(1)))),
+            meta(3, 10_000_000, "usr-l"),
+        );
+        s.apply(
+            Some(&Event::Promotion(t(Some(hash(1)), hash(2)))),
+            meta(4, 20_000_000, "usr-l"),
+        );
+        s.apply(
+            Some(&Event::Rollback(t(Some(hash(2)), hash(1)))),
+            meta(5, 30_000_000, "usr-l"),
+        );
+        s.apply(
+            Some(&Event::Deployment(crate::events::Deployment {
+                deployment_id: "dep".into(),
+                environment: "prod".into(),
+                endpoint: "e".into(),
+                config_digest: hash(9),
+                version_hash: hash(1),
+            })),
+            meta(6, 10_500_000, "svc"),
+        );
+        s
+    }
+
+    #[test]
+    fn serving_is_read_off_the_timeline() {
+        let s = serving_state();
+        assert_eq!(s.serving_at("prod", 5_000_000), None);
+        assert_eq!(s.serving_at("prod", 10_000_000), Some(hash(1).as_str()));
+        assert_eq!(s.serving_at("prod", 25_000_000), Some(hash(2).as_str()));
+        assert_eq!(s.serving_now("prod"), Some(hash(1).as_str()));
+        assert_eq!(s.history(&hash(2)).len(), 2);
+    }
+
+    #[test]
+    fn inferences_near_a_change_are_accepted_within_the_clock_skew_only() {
+        let s = serving_state();
+        let inf = |h: u8, at: i64| Inference {
+            request_id: "q".into(),
+            version_hash: hash(h),
+            deployment_id: "dep".into(),
+            requested_micros: at,
+        };
+        assert_eq!(s.check_inference(&inf(2, 25_000_000)).unwrap(), None);
+        // 1 s after the rollback, still inside the default 2 s skew.
+        assert_eq!(s.check_inference(&inf(2, 31_000_000)).unwrap(), None);
+        let m = s
+            .check_inference(&inf(2, 33_000_000))
+            .unwrap()
+            .expect("mismatch");
+        assert_eq!(m.expected, Some(hash(1)));
+        assert_eq!(m.change.as_deref(), Some("e5"));
+        assert!(s.check_inference(&inf(3, 25_000_000)).unwrap().is_some());
+        let unknown = Inference {
+            deployment_id: "nope".into(),
+            ..inf(1, 0)
+        };
+        assert!(matches!(
+            s.check_inference(&unknown),
+            Err(Refusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_policy_one_approval_by_someone_other_than_the_trainer_is_needed() {
+        let s = serving_state();
+        let r = s.gate(&hash(2), "prod");
+        assert!(!r.satisfied());
+        assert_eq!(r.missing[0].code, "approvals");
+        assert_eq!(r.rule, GateRule::default());
+        assert_eq!(s.gate(&hash(7), "prod").missing[0].code, "unknown_model");
+    }
+}

@@ -872,3 +872,136 @@ async fn the_evidence_chain_end_to_end() {
 fn urlencode(s: &str) -> String {
     s.replace(':', "%3A").replace('+', "%2B")
 }
+
+/// An approval made entirely outside custody (pyca/cryptography: key generation, statement,
+/// DSSE PAE, ECDSA P-256 DER and Ed25519 signatures) is accepted over HTTP, and the same
+/// envelope with one changed byte is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_signed_by_pyca_cryptography_are_accepted() {
+    let venv = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/py-venv.sh"
+    ))
+    .output()
+    .expect("scripts/py-venv.sh runs");
+    assert!(
+        venv.status.success(),
+        "python venv: {}",
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+
+    let s = start().await;
+    s.create_tenant(T).await;
+    let d = sha(b"d");
+    created(&post(&s, "governance", &entry("dataset_version.registered", "svc-etl", "dataset_version", &d,
+        json!({"name": "d", "version": "1", "uri": "s3://d", "digest": d, "legal_basis": "consent:v1"}))).await);
+    let mut r = entry(
+        "training_run.recorded",
+        "usr-alice",
+        "training_run",
+        "run-1",
+        json!({"code_commit": "abcdef1234", "environment": {"image_digest": d}, "status": "succeeded"}),
+    );
+    r["related"] = json!([{"kind": "dataset_version", "id": d, "rel": "trained_on"}]);
+    created(&post(&s, "governance", &r).await);
+    let (hash, files) = model("py");
+    let mut m = entry(
+        "model_version.registered",
+        "svc-train",
+        "model_version",
+        &hash,
+        json!({"name": "credit-risk", "version_hash": hash, "files": files}),
+    );
+    m["related"] = json!([{"kind": "training_run", "id": "run-1", "rel": "produced_by"}]);
+    created(&post(&s, "governance", &m).await);
+
+    const SCRIPT: &str = r#"
+import base64, json, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+digest = sys.argv[1]
+out = {}
+for alg in ("p256", "ed25519"):
+    key = ec.generate_private_key(ec.SECP256R1()) if alg == "p256" else ed25519.Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    statement = {"_type": "https://in-toto.io/Statement/v1",
+                 "subject": [{"name": "credit-risk", "digest": {"sha256": digest}}],
+                 "predicateType": "https://custody.dev/attestation/approval/v1",
+                 "predicate": {"decision": "approve", "target": "staging", "criteria": [{"name": "auc", "passed": True}],
+                               "policy": "gates-v1", "comment": "ok"}}
+    body = json.dumps(statement, indent=1).encode()
+    ptype = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype.encode(), len(body), body)
+    sig = key.sign(pae, ec.ECDSA(hashes.SHA256())) if alg == "p256" else key.sign(pae)
+    out[alg] = {"pem": pem, "envelope": {"payloadType": ptype, "payload": base64.b64encode(body).decode(),
+                                          "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}}
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", SCRIPT, &hash["sha256:".len()..]])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (alg, approver) in [("p256", "usr-bob"), ("ed25519", "usr-carol")] {
+        let pem = made[alg]["pem"].as_str().unwrap();
+        created(
+            &post(
+                &s,
+                "governance",
+                &entry(
+                    "approver_key.registered",
+                    "usr-admin",
+                    "approver",
+                    approver,
+                    json!({"public_key": pem}),
+                ),
+            )
+            .await,
+        );
+        let mut tampered = made[alg]["envelope"].clone();
+        let body = Base64::decode_vec(tampered["payload"].as_str().unwrap()).unwrap();
+        let body = String::from_utf8(body).unwrap().replace("\"ok\"", "\"OK\"");
+        tampered["payload"] = json!(Base64::encode_string(body.as_bytes()));
+        let mut bad = entry(
+            "approval.submitted",
+            approver,
+            "model_version",
+            &hash,
+            json!({}),
+        );
+        bad["payload"] = tampered;
+        assert_field(
+            &assert_problem(&post(&s, "governance", &bad).await, 400),
+            "payload.signatures",
+        );
+        let mut good = entry(
+            "approval.submitted",
+            approver,
+            "model_version",
+            &hash,
+            json!({}),
+        );
+        good["payload"] = made[alg]["envelope"].clone();
+        let res = created(&post(&s, "governance", &good).await);
+        let stored = s.client.entry(T, "governance", res.index).await.unwrap();
+        assert_eq!(stored.envelope["body"]["approver"], approver);
+        assert_eq!(
+            stored.envelope["body"]["key_fingerprint"],
+            json!(PublicKey::from_pem(pem).unwrap().fingerprint())
+        );
+    }
+    let promote = entry(
+        "promotion.recorded",
+        "usr-lead",
+        "model_version",
+        &hash,
+        json!({"to": hash, "environment": "staging", "authoriser": "usr-lead"}),
+    );
+    created(&post(&s, "governance", &promote).await);
+}

@@ -5,7 +5,15 @@
 //! `--json`, JSON for scripts. Errors are one line on stderr naming the field and the fix, with
 //! a non-zero exit.
 
+mod audit;
+mod demo;
+mod govern;
+mod keys;
+mod model;
+mod pack;
+mod proofs;
 mod serve;
+mod submit;
 mod verify;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,7 +34,8 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 #[command(
     name = "custody",
     version,
-    about = "A verifiable ledger for ML governance evidence"
+    about = "A verifiable ledger for ML governance evidence",
+    after_help = "Exit codes: 0 success; 1 error; 2 bad usage or a failed offline verification; 3 refused by the gate (promote, rollback) or not admitted (admit)."
 )]
 struct Cli {
     /// Server to talk to.
@@ -55,6 +64,20 @@ enum Command {
         /// Another database (sqlite:PATH).
         #[arg(long, env = "CUSTODY_DATABASE_URL")]
         database_url: Option<String>,
+    },
+    /// Run the server with a demo evidence chain recorded in tenant `demo` (datasets, runs,
+    /// three model versions, signed approvals, a refused promotion, a bad deploy, an incident,
+    /// a rollback, thousands of inferences), print one inference's proven trace, keep serving.
+    Demo {
+        /// Data directory, as for `serve`.
+        #[arg(long, env = "CUSTODY_DATA_DIR", default_value = "./custody-data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "CUSTODY_LISTEN", default_value = "127.0.0.1:7878")]
+        listen: String,
+        /// Server name: the first part of every log origin.
+        #[arg(long, env = "CUSTODY_SERVER_NAME", default_value = "custody.local")]
+        server_name: String,
     },
     /// Create or list tenants.
     #[command(subcommand)]
@@ -102,17 +125,67 @@ enum Command {
     /// Fetch proofs.
     #[command(subcommand)]
     Proof(ProofCommand),
-    /// Export a whole log (raw leaves + signed checkpoint) for offline verification.
+    /// Export a whole log (raw leaves + signed checkpoint) to a file, or with --model,
+    /// --request-id, --entry or --since/--until an evidence pack to a directory; both are for
+    /// offline verification.
     Export {
         #[command(flatten)]
         at: LogArgs,
-        /// File to write.
+        #[command(flatten)]
+        pack: pack::PackArgs,
+        /// File to write (a log export), or new directory (an evidence pack).
         #[arg(long, short)]
         output: PathBuf,
     },
-    /// Verify offline with a pinned verifier key.
+    /// Verify offline: an evidence pack directory, one entry, or an exported log.
+    Verify(VerifyArgs),
+    /// Model versions: hash, register, sign for model_signing.
     #[command(subcommand)]
-    Verify(VerifyCommand),
+    Model(model::ModelCommand),
+    /// Approver keys: generate locally, register in the governance log.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// Sign an approval (or rejection) of a model version with your key and submit it.
+    Approve(govern::ApproveArgs),
+    /// Promote a model version in an environment through the gate.
+    ///
+    /// Exit code 3 when the gate refuses: each missing item is printed, and the refusal is
+    /// recorded in the governance log.
+    Promote(govern::PromoteArgs),
+    /// Return an environment to a version that served there before.
+    ///
+    /// Exit code 3 when refused: each missing item is printed, and the refusal is recorded.
+    Rollback(govern::RollbackArgs),
+    /// The evidence chain behind an entry (or, with --forward, what rests on it), proven.
+    Trace(audit::TraceArgs),
+    /// What served in an environment at a time, proven.
+    Served(audit::ServedArgs),
+    /// Every serving change of a model version, with the evidence about it, proven.
+    History(audit::HistoryArgs),
+    /// May these weights serve in this environment now? Exit 0 when admitted, 3 when not.
+    Admit(audit::AdmitArgs),
+}
+
+/// `--tenant`, for commands that act on one tenant.
+#[derive(Args, Clone)]
+pub(crate) struct TenantArg {
+    /// Tenant name.
+    #[arg(long, short, env = "CUSTODY_TENANT")]
+    pub tenant: String,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct VerifyArgs {
+    #[command(subcommand)]
+    command: Option<VerifyCommand>,
+    /// An evidence pack directory (`custody export --model HASH -o DIR`): checks SHA256SUMS,
+    /// every leaf, inclusion proof, checkpoint signature, payload commitment and approval
+    /// signature. Exit code 2 names each file and check that failed.
+    #[arg(value_name = "PACK_DIR")]
+    pack: Option<PathBuf>,
+    #[command(flatten)]
+    vkeys: audit::VkeyArgs,
 }
 
 #[derive(Subcommand)]
@@ -234,9 +307,64 @@ enum VerifyCommand {
     },
 }
 
+/// A usage error on one line: clap's message with what it lists (missing arguments, accepted
+/// values, tips) folded in, without the usage block.
+fn usage_error(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let line = line.trim_start_matches("error:").trim();
+        let line = line
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .unwrap_or(line);
+        parts.push(line.to_owned());
+    }
+    let mut out = String::new();
+    for p in parts {
+        if out.is_empty() {
+            out = p;
+        } else if out.ends_with(':') {
+            out.push(' ');
+            out.push_str(&p);
+        } else if out.contains(": ") && !p.contains(':') && p.starts_with(['<', '-']) {
+            out.push_str(", ");
+            out.push_str(&p);
+        } else {
+            out.push_str("; ");
+            out.push_str(&p);
+        }
+    }
+    if out.is_empty() {
+        out = "invalid arguments".into();
+    }
+    format!("{out} (see --help)")
+}
+
 fn main() {
-    let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprintln!("error: {}", usage_error(&e));
+            std::process::exit(2);
+        }
+    };
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Demo { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CUSTODY_LOG").unwrap_or_else(|_| {
@@ -285,6 +413,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             server_name,
             database_url,
         } => serve::run(data_dir, listen, server_name, database_url).await?,
+        Command::Demo {
+            data_dir,
+            listen,
+            server_name,
+        } => demo::run(data_dir, listen, server_name).await?,
         Command::Tenant(TenantCommand::Create { name }) => {
             let t = client()?.create_tenant(&name).await?;
             print(json, &t, || {
@@ -381,8 +514,47 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 print!("{p}");
             }
         }
-        Command::Export { at, output } => export(&client()?, &at, &output, json).await?,
-        Command::Verify(VerifyCommand::Entry { vkey, proof, entry }) => {
+        Command::Export { at, pack, output } => {
+            if pack.selected() {
+                return pack::export(&client()?, &at.tenant, pack, &output, json).await;
+            }
+            if !pack.vkeys.vkeys.is_empty() {
+                bail!(
+                    "--vkey applies to evidence packs (--model, --request-id, --entry, --since); a log export is checked later with `custody verify log --vkey`"
+                );
+            }
+            export(&client()?, &at, &output, json).await?
+        }
+        Command::Model(c) => return model::run(c, &cli.server, json).await,
+        Command::Key(c) => return keys::run(c, &cli.server, json).await,
+        Command::Approve(a) => return govern::approve(a, &cli.server, json).await,
+        Command::Promote(a) => return govern::promote(a, &cli.server, json).await,
+        Command::Rollback(a) => return govern::rollback(a, &cli.server, json).await,
+        Command::Trace(a) => return audit::trace(a, &cli.server, json).await,
+        Command::Served(a) => return audit::served(a, &cli.server, json).await,
+        Command::History(a) => return audit::history(a, &cli.server, json).await,
+        Command::Admit(a) => return audit::admit(a, &cli.server, json).await,
+        Command::Verify(VerifyArgs {
+            command: None,
+            pack: Some(dir),
+            vkeys,
+        }) => {
+            let pinned = proofs::read_vkeys(&vkeys.vkeys)?;
+            let r = pack::verify(&dir, &pinned)?;
+            print(json, &r, || r.text())?;
+            return Ok(if r.ok { 0 } else { 2 });
+        }
+        Command::Verify(VerifyArgs {
+            command: None,
+            pack: None,
+            ..
+        }) => bail!(
+            "say what to verify: a pack directory (`custody verify DIR`), `custody verify entry` or `custody verify log`"
+        ),
+        Command::Verify(VerifyArgs {
+            command: Some(VerifyCommand::Entry { vkey, proof, entry }),
+            ..
+        }) => {
             let vkey = verify::read_vkey(&vkey)?;
             let proof_text = std::fs::read_to_string(&proof)
                 .with_context(|| format!("cannot read --proof {}", proof.display()))?;
@@ -404,10 +576,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )
             })?;
         }
-        Command::Verify(VerifyCommand::Log {
-            vkey,
-            export,
-            checkpoints,
+        Command::Verify(VerifyArgs {
+            command:
+                Some(VerifyCommand::Log {
+                    vkey,
+                    export,
+                    checkpoints,
+                }),
+            ..
         }) => {
             let vkey = verify::read_vkey(&vkey)?;
             let saved = checkpoints

@@ -19,6 +19,18 @@ pub async fn run(
     server_name: String,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
+    run_with_ready(data_dir, listen, server_name, database_url, |_| {}).await
+}
+
+/// [`run`], calling `ready` with the bound address once the server accepts requests (the demo
+/// fills the ledger through it).
+pub async fn run_with_ready(
+    data_dir: PathBuf,
+    listen: String,
+    server_name: String,
+    database_url: Option<String>,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     if !data_dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -77,6 +89,7 @@ pub async fn run(
         database = %db_path.display(),
         "custody listening on http://{local}"
     );
+    ready(local);
     custody_server::serve(listener, ledger, shutdown).await?;
     tracing::info!("custody stopped; every acknowledged write is durable");
     drop(lock);

@@ -69,6 +69,13 @@ impl ClientError {
         }
     }
 
+    /// For a gate refusal (422): what the gate found missing and where custody recorded the
+    /// refusal in the governance log.
+    pub fn gate_refusal(&self) -> Option<(&[api::evidence::GateGap], &api::RecordedRefusal)> {
+        let p = self.problem()?;
+        p.refusal.as_ref().map(|r| (p.missing.as_slice(), r))
+    }
+
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -101,6 +108,44 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Page size.
     pub limit: Option<u32>,
+}
+
+/// Where [`Client::trace`] starts and which way it walks; exactly one start must be set
+/// (`log` goes with `index`).
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    /// An entry id (UUID), in either log.
+    pub entry: Option<String>,
+    /// An inference's request id.
+    pub request_id: Option<String>,
+    /// A version hash, dataset digest, training run id or deployment id.
+    pub subject: Option<String>,
+    /// With `index`: the log of the start entry (default governance).
+    pub log: Option<String>,
+    /// With `log`: the index of the start entry.
+    pub index: Option<u64>,
+    /// Walk forward (what rests on the start) instead of backward (what it rests on).
+    pub forward: bool,
+    /// Forward: most inferences to include.
+    pub limit: Option<u32>,
+}
+
+/// What [`Client::evidence`] packs: one of a model version, an inference (by request id or
+/// entry id), or a time window.
+#[derive(Debug, Clone, Default)]
+pub struct PackQuery {
+    /// A version hash.
+    pub model: Option<String>,
+    /// An inference's request id.
+    pub request_id: Option<String>,
+    /// An inference's entry id.
+    pub entry: Option<String>,
+    /// Window start (RFC 3339), with `until`.
+    pub since: Option<String>,
+    /// Window end (RFC 3339, exclusive), with `since`.
+    pub until: Option<String>,
+    /// Window: most inference records to include.
+    pub inferences: Option<u32>,
 }
 
 /// A connection to one custody server. Cheap to clone; clones share a connection pool.
@@ -368,5 +413,107 @@ impl Client {
                 })
             })
             .collect()
+    }
+    fn tenant_url(&self, tenant: &str, rest: &str) -> String {
+        format!("{}/v1/tenants/{tenant}{rest}", self.base)
+    }
+
+    /// `GET /v1/tenants/{tenant}/trace`: the evidence chain behind (or ahead of) one entry,
+    /// with proofs.
+    pub async fn trace(
+        &self,
+        tenant: &str,
+        q: &TraceQuery,
+    ) -> ClientResult<api::evidence::TraceAnswer> {
+        let url = self.tenant_url(tenant, "/trace");
+        let mut params: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("entry", &q.entry),
+            ("request_id", &q.request_id),
+            ("subject", &q.subject),
+            ("log", &q.log),
+        ] {
+            if let Some(v) = v {
+                params.push((k, v.clone()));
+            }
+        }
+        if let Some(i) = q.index {
+            params.push(("index", i.to_string()));
+        }
+        if q.forward {
+            params.push(("direction", "forward".into()));
+        }
+        if let Some(l) = q.limit {
+            params.push(("limit", l.to_string()));
+        }
+        self.json(&url, self.http.get(&url).query(&params)).await
+    }
+
+    /// `GET /v1/tenants/{tenant}/served`: what served in `env` at `at` (RFC 3339; default
+    /// now), with proofs.
+    pub async fn served(
+        &self,
+        tenant: &str,
+        env: &str,
+        at: Option<&str>,
+    ) -> ClientResult<api::evidence::ServedAnswer> {
+        let url = self.tenant_url(tenant, "/served");
+        let mut params = vec![("env", env.to_owned())];
+        if let Some(at) = at {
+            params.push(("at", at.to_owned()));
+        }
+        self.json(&url, self.http.get(&url).query(&params)).await
+    }
+
+    /// `GET /v1/tenants/{tenant}/models/{hash}/history`: every serving change of a model
+    /// version and every governance entry about it, with proofs.
+    pub async fn history(
+        &self,
+        tenant: &str,
+        version_hash: &str,
+    ) -> ClientResult<api::evidence::HistoryAnswer> {
+        let url = self.tenant_url(tenant, &format!("/models/{version_hash}/history"));
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// `GET /v1/tenants/{tenant}/admit`: may the weights with this version hash serve in `env`
+    /// now? Not being admitted is an answer (`admitted: false`), not an error.
+    pub async fn admit(
+        &self,
+        tenant: &str,
+        digest: &str,
+        env: &str,
+    ) -> ClientResult<api::evidence::AdmitAnswer> {
+        let url = self.tenant_url(tenant, "/admit");
+        let req = self
+            .http
+            .get(&url)
+            .query(&[("digest", digest), ("env", env)]);
+        self.json(&url, req).await
+    }
+
+    /// `GET /v1/tenants/{tenant}/evidence`: a self-contained evidence pack.
+    pub async fn evidence(
+        &self,
+        tenant: &str,
+        q: &PackQuery,
+    ) -> ClientResult<api::evidence::EvidencePack> {
+        let url = self.tenant_url(tenant, "/evidence");
+        let mut params: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("model", &q.model),
+            ("request_id", &q.request_id),
+            ("entry", &q.entry),
+            ("since", &q.since),
+            ("until", &q.until),
+        ] {
+            if let Some(v) = v {
+                params.push((k, v.clone()));
+            }
+        }
+        if let Some(n) = q.inferences {
+            params.push(("inferences", n.to_string()));
+        }
+        self.json(&url, self.http.get(&url).query(&params)).await
     }
 }

@@ -999,17 +999,19 @@ fn the_demo_records_a_chain_whose_printed_commands_work() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_custody"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_custody"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = String::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         out.push_str(&line);
@@ -1106,16 +1108,22 @@ fn the_demo_records_a_chain_whose_printed_commands_work() {
     assert_eq!(sec["envelope"]["subject"]["id"], "req-003500", "{sec}");
     assert_eq!(sec["envelope"]["body"]["expected"], json!(serving));
 
-    stop(&mut child);
-}
-
-fn stop(child: &mut std::process::Child) {
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(
         status.success(),
         "demo did not stop cleanly on SIGTERM: {status:?}"
     );
+}
+
+/// Kills the demo server if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -867,6 +867,40 @@ async fn the_evidence_chain_end_to_end() {
         }
     }
     assert!(approvals >= 4, "{approvals}");
+
+    // ---- Retirement: the serving version is retired; nothing is admitted any more, and a
+    // retired version can be neither promoted nor rolled back to.
+    let retire = |h: &str| {
+        entry(
+            "retirement.recorded",
+            "usr-lead",
+            "model_version",
+            h,
+            json!({"authoriser": "usr-lead", "reason_code": "superseded"}),
+        )
+    };
+    created(&post(&s, "governance", &retire(&v1)).await);
+    assert_problem(&post(&s, "governance", &retire(&v1)).await, 409);
+    let r = s
+        .get(&s.url(&format!("/v1/tenants/{T}/admit?digest={v1}&env=production")))
+        .await;
+    let a: api::evidence::AdmitAnswer = serde_json::from_slice(&r.body).unwrap();
+    assert!(!a.admitted);
+    assert!(
+        a.missing.iter().any(|m| m.code == "retired"),
+        "{:?}",
+        a.missing
+    );
+    let r = s
+        .get(&s.url(&format!("/v1/tenants/{T}/served?env=production")))
+        .await;
+    let served: api::evidence::ServedAnswer = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        served.version_hash, None,
+        "nothing serves after the serving version is retired"
+    );
+    let (codes, _) = refused(&post(&s, "governance", &promote(&v1, None, "production")).await);
+    assert!(codes.contains(&"retired".to_owned()), "{codes:?}");
 }
 
 fn urlencode(s: &str) -> String {

@@ -13,7 +13,7 @@
 use base64ct::{Base64, Encoding};
 use serde_json::{Map, Value};
 
-use crate::envelope::{FieldError, ValidationError};
+use crate::envelope::ValidationError;
 use crate::signing::{PublicKey, SignatureError, SigningKey};
 
 /// Most signatures accepted in one envelope, so a hostile envelope cannot make a verifier try
@@ -65,19 +65,14 @@ pub struct DsseEnvelope {
     pub signatures: Vec<DsseSignature>,
 }
 
-/// Collects field errors while an envelope is read.
-#[derive(Default)]
-struct Errors(Vec<FieldError>);
+type Errors = crate::envelope::FieldErrors;
 
-impl Errors {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
+/// Readers of this module's fields on top of the shared error collector.
+trait EnvelopeFields {
+    fn base64(&mut self, field: String, value: Option<&Value>) -> Option<Vec<u8>>;
+}
 
-    /// A standard base64 string field, decoded; `None` (after recording why) otherwise.
+impl EnvelopeFields for Errors {
     fn base64(&mut self, field: String, value: Option<&Value>) -> Option<Vec<u8>> {
         match value {
             None => {
@@ -97,21 +92,6 @@ impl Errors {
             Some(_) => {
                 self.push(field, "must be a base64 string");
                 None
-            }
-        }
-    }
-
-    /// Reports every key of `obj` outside `allowed`, under `prefix`.
-    fn unknown(&mut self, obj: &Map<String, Value>, allowed: &[&str], prefix: &str) {
-        for key in obj.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.push(
-                    format!("{prefix}{key}"),
-                    format!(
-                        "unknown field: the accepted fields are {}",
-                        allowed.join(", ")
-                    ),
-                );
             }
         }
     }
@@ -174,15 +154,11 @@ impl DsseEnvelope {
             Some(_) => errors.push("signatures", "must be an array of signatures"),
         }
 
-        if errors.0.is_empty() {
-            Ok(Self {
-                payload_type,
-                payload,
-                signatures,
-            })
-        } else {
-            Err(ValidationError { errors: errors.0 })
-        }
+        errors.finish(Self {
+            payload_type,
+            payload,
+            signatures,
+        })
     }
 
     /// The envelope's JSON form, with standard base64 and the field names of the DSSE
@@ -239,8 +215,8 @@ fn read_signature(item: &Value, i: usize, errors: &mut Errors) -> Option<DsseSig
         errors.push(prefix, "must be an object with sig and an optional keyid");
         return None;
     };
-    let before = errors.0.len();
-    errors.unknown(obj, SIGNATURE_FIELDS, &format!("{prefix}."));
+    let before = errors.len();
+    errors.unknown(obj, SIGNATURE_FIELDS, &prefix);
     let keyid = match obj.get("keyid") {
         None => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -254,7 +230,7 @@ fn read_signature(item: &Value, i: usize, errors: &mut Errors) -> Option<DsseSig
         errors.push(format!("{prefix}.sig"), "must not be empty");
     }
     match sig {
-        Some(sig) if errors.0.len() == before => Some(DsseSignature { keyid, sig }),
+        Some(sig) if errors.len() == before => Some(DsseSignature { keyid, sig }),
         _ => None,
     }
 }

@@ -115,25 +115,60 @@ impl ValidationError {
     }
 }
 
-/// Collects field errors while a value is checked.
-#[derive(Default)]
-struct Errors(Vec<FieldError>);
+/// Collects field errors while a value is checked, so one answer names every invalid field
+/// at once. Shared by every reader of outside input (envelopes, DSSE envelopes, in-toto
+/// statements, typed evidence bodies).
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
 
-impl Errors {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+impl FieldErrors {
+    /// Records one problem.
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
             message: message.into(),
         });
     }
-    fn finish<T>(self, value: T) -> Result<T, ValidationError> {
+
+    /// How many problems were recorded (to tell whether reading one part added any).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `value` when nothing was recorded, else every problem.
+    pub fn finish<T>(self, value: T) -> Result<T, ValidationError> {
         if self.0.is_empty() {
             Ok(value)
         } else {
             Err(ValidationError { errors: self.0 })
         }
     }
+
+    /// Records every member of `obj` outside `allowed`, at `prefix.member` (or `member` when
+    /// `prefix` is empty).
+    pub fn unknown(&mut self, obj: &Map<String, Value>, allowed: &[&str], prefix: &str) {
+        for k in obj.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                self.push(
+                    path,
+                    format!("unknown field; allowed: {}", allowed.join(", ")),
+                );
+            }
+        }
+    }
 }
+
+type Errors = FieldErrors;
 
 /// A tenant's name: `[a-z0-9][a-z0-9-]{0,62}`, part of every log origin.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -498,19 +533,7 @@ fn take_str(
 }
 
 fn reject_unknown(obj: &Map<String, Value>, allowed: &[&str], field: &str, errors: &mut Errors) {
-    for k in obj.keys() {
-        if !allowed.contains(&k.as_str()) {
-            let path = if field.is_empty() {
-                k.clone()
-            } else {
-                format!("{field}.{k}")
-            };
-            errors.push(
-                path,
-                format!("unknown field; allowed: {}", allowed.join(", ")),
-            );
-        }
-    }
+    errors.unknown(obj, allowed, field);
 }
 
 fn parse_ref(

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::dsse::DsseEnvelope;
-use crate::envelope::{FieldError, ValidationError};
+use crate::envelope::ValidationError;
 use crate::jcs;
 
 /// DSSE payload type of in-toto Statements.
@@ -45,42 +45,22 @@ const APPROVAL_FIELDS: &[&str] = &["decision", "target", "criteria", "policy", "
 /// The fields of one criterion.
 const CRITERION_FIELDS: &[&str] = &["name", "passed", "evidence"];
 
-/// Collects field errors while a statement or predicate is read.
-#[derive(Default)]
-struct Errors(Vec<FieldError>);
+type Errors = crate::envelope::FieldErrors;
 
-impl Errors {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
+/// Readers of this module's fields on top of the shared error collector.
+trait StatementFields {
+    fn text(&mut self, obj: &Map<String, Value>, key: &str, prefix: &str, max: usize) -> String;
 
-    fn finish<T>(self, value: T) -> Result<T, ValidationError> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(ValidationError { errors: self.0 })
-        }
-    }
+    fn optional_text(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Option<String>;
+}
 
-    /// Reports every key of `obj` outside `allowed`, under `prefix`.
-    fn unknown(&mut self, obj: &Map<String, Value>, allowed: &[&str], prefix: &str) {
-        for key in obj.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.push(
-                    format!("{prefix}.{key}"),
-                    format!(
-                        "unknown field: the accepted fields are {}",
-                        allowed.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-
-    /// A required text field: present, a string, 1..=`max` bytes without control characters.
+impl StatementFields for Errors {
     fn text(&mut self, obj: &Map<String, Value>, key: &str, prefix: &str, max: usize) -> String {
         let field = format!("{prefix}.{key}");
         match obj.get(key) {
@@ -101,7 +81,6 @@ impl Errors {
         }
     }
 
-    /// An optional text field: absent or null is `None`.
     fn optional_text(
         &mut self,
         obj: &Map<String, Value>,
@@ -279,7 +258,7 @@ fn read_subject(item: &Value, prefix: &str, errors: &mut Errors) -> Option<Subje
         errors.push(prefix, "must be an object with name and digest");
         return None;
     };
-    let before = errors.0.len();
+    let before = errors.len();
     let name = errors.text(obj, "name", prefix, usize::MAX);
     let mut digest = BTreeMap::new();
     match obj.get("digest") {
@@ -316,7 +295,7 @@ fn read_subject(item: &Value, prefix: &str, errors: &mut Errors) -> Option<Subje
         }
         Some(_) => errors.push(format!("{prefix}.digest"), "must be an object"),
     }
-    (errors.0.len() == before).then_some(Subject { name, digest })
+    (errors.len() == before).then_some(Subject { name, digest })
 }
 
 /// An approver's decision.
@@ -425,7 +404,9 @@ impl ApprovalPredicate {
                 policy,
                 comment,
             }),
-            None => Err(ValidationError { errors: errors.0 }),
+            None => Err(errors.finish(()).err().unwrap_or_else(|| {
+                ValidationError::one("predicate.decision", "must be approve or reject")
+            })),
         }
     }
 
@@ -479,7 +460,7 @@ fn read_criterion(item: &Value, prefix: &str, errors: &mut Errors) -> Option<Cri
         errors.push(prefix, "must be an object with name, passed and evidence");
         return None;
     };
-    let before = errors.0.len();
+    let before = errors.len();
     errors.unknown(obj, CRITERION_FIELDS, prefix);
     let name = errors.text(obj, "name", prefix, MAX_NAME_BYTES);
     let passed = match obj.get("passed") {
@@ -523,7 +504,7 @@ fn read_criterion(item: &Value, prefix: &str, errors: &mut Errors) -> Option<Cri
             None
         }
     };
-    (errors.0.len() == before).then_some(Criterion {
+    (errors.len() == before).then_some(Criterion {
         name,
         passed,
         evidence_sha256,

@@ -2,33 +2,10 @@
 //! collecting every problem with its full path (`body.environment.image_digest`), because a
 //! pipeline author fixes all of them in one round instead of one per request.
 
-use custody_core::envelope::{FieldError, ValidationError};
 use serde_json::{Map, Value};
 
-/// Collects field errors while a typed event is read.
-#[derive(Debug, Default)]
-pub(crate) struct Errors(Vec<FieldError>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(crate) fn finish<T>(self, value: T) -> Result<T, ValidationError> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(ValidationError { errors: self.0 })
-        }
-    }
-}
+/// The shared field-error collector.
+pub(crate) type Errors = custody_core::envelope::FieldErrors;
 
 /// Reads the members of one JSON object at a known path.
 pub(crate) struct Obj<'a> {
@@ -76,14 +53,7 @@ impl<'a> Obj<'a> {
 
     /// Refuses members outside `allowed`, naming the ones that are.
     pub(crate) fn only(&self, allowed: &[&str], errors: &mut Errors) {
-        for k in self.map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                errors.push(
-                    self.at(k),
-                    format!("unknown field; allowed here: {}", allowed.join(", ")),
-                );
-            }
-        }
+        errors.unknown(self.map, allowed, &self.path);
     }
 
     pub(crate) fn has(&self, key: &str) -> bool {

@@ -32,6 +32,16 @@ impl Rng {
         self.next_u64() % bound
     }
 
+    /// A number in `[0, 1)` with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// One of `items` (`items` not empty).
+    pub fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
+        items[self.below(items.len() as u64) as usize]
+    }
+
     /// `len` characters from [`ALPHABET`].
     pub fn blob(&mut self, len: usize) -> String {
         let mut s = String::with_capacity(len);
@@ -75,7 +85,7 @@ pub fn leaf_hash(data: &[u8]) -> Vec<u8> {
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, custody's envelope time format.
-fn rfc3339_now() -> String {
+pub fn rfc3339_now() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -107,7 +107,7 @@ pub struct SiglogArgs {
 }
 
 /// One client for all tasks, keeping up to `concurrency` idle connections to the server.
-fn client(concurrency: usize) -> Result<Client> {
+pub(crate) fn client(concurrency: usize) -> Result<Client> {
     Ok(Client::builder()
         .pool_max_idle_per_host(concurrency)
         .no_proxy()
@@ -116,7 +116,7 @@ fn client(concurrency: usize) -> Result<Client> {
 }
 
 /// Runs `concurrency` copies of a worker, each given its number, and merges their tallies.
-async fn run_workers<F, Fut>(concurrency: usize, worker: F) -> Result<Tally>
+pub(crate) async fn run_workers<F, Fut>(concurrency: usize, worker: F) -> Result<Tally>
 where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = Tally> + Send + 'static,
@@ -134,18 +134,18 @@ where
 
 /// Claims the next `n` sequence numbers, or `None` once `total` is reached; the last claim
 /// may be short.
-fn claim(next: &AtomicU64, n: u64, total: u64) -> Option<(u64, u64)> {
+pub(crate) fn claim(next: &AtomicU64, n: u64, total: u64) -> Option<(u64, u64)> {
     let first = next.fetch_add(n, Ordering::Relaxed);
     (first < total).then(|| (first, n.min(total - first)))
 }
 
 /// The start of a response body, for error messages.
-fn excerpt(bytes: &[u8]) -> String {
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()
 }
 
 /// Creates the tenant, accepting one that already exists.
-async fn create_tenant(client: &Client, base: &str, tenant: &str) -> Result<()> {
+pub(crate) async fn create_tenant(client: &Client, base: &str, tenant: &str) -> Result<()> {
     let resp = client
         .post(format!("{base}/v1/tenants"))
         .json(&serde_json::json!({ "name": tenant }))

@@ -5,11 +5,19 @@
 //! the siglog transparency log, and prints one summary line per run plus, with `--json`, one
 //! JSON object (`mode`, `concurrency`, `total`, `seconds`, `ops_per_sec`, `p50_ms`, `p99_ms`,
 //! `p999_ms`, `errors`, and `rss_mb` with `--pid`) for a results file.
+//!
+//! For the ML evidence chain it registers a realistic chain (`evidence-setup`), ingests
+//! inference records as NDJSON (`http-inference`, also as generic entries without the serving
+//! check), times verified traces (`trace-latency`), and runs the plain-SQLite baseline on the
+//! same records (`sqlite-ndjson`, `sqlite-lookup`).
 
 mod entry;
+mod evidence;
 mod http;
+mod inference;
 mod report;
 mod sqlite;
+mod sqlite_ndjson;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -47,6 +55,20 @@ enum Mode {
     SqliteInsert(sqlite::SqliteArgs),
     /// Add entries to a siglog server (POST /add) and wait for its checkpoint to cover them.
     SiglogAdd(http::SiglogArgs),
+    /// Create a tenant and register an evidence chain (datasets, training run, model version,
+    /// policy, approver keys, signed approvals, promotion, deployment); prints the ids as JSON.
+    EvidenceSetup(evidence::SetupArgs),
+    /// Post inference records as NDJSON to the inference log; OK means 201, covered by the
+    /// acknowledged checkpoint and not flagged as served by other weights.
+    HttpInference(evidence::InferenceArgs),
+    /// Trace backward from random request ids, or forward from a subject, verifying the
+    /// answers' leaf hashes, inclusion proofs and checkpoint signatures.
+    TraceLatency(evidence::TraceArgs),
+    /// Store the same NDJSON inference records in plain SQLite (WAL, synchronous=FULL, group
+    /// commit, indexed by request id).
+    SqliteNdjson(sqlite_ndjson::NdjsonArgs),
+    /// Look up records by request id in the `sqlite-ndjson` table.
+    SqliteLookup(sqlite_ndjson::LookupArgs),
     /// Print a fresh Ed25519 key in the Go note private-key format, for starting siglog.
     SiglogKey {
         /// Key name: the peer log's origin.
@@ -67,13 +89,33 @@ fn main() -> Result<()> {
         .worker_threads(cli.threads.max(1))
         .enable_all()
         .build()?;
+    if let Mode::EvidenceSetup(a) = &cli.mode {
+        let chain = runtime.block_on(evidence::setup(a))?;
+        eprintln!(
+            "evidence-setup: tenant {} deployment {} version {} (governance log size {}) in {:.2}s",
+            chain.tenant,
+            chain.deployment,
+            chain.version_hash,
+            chain.governance_size,
+            chain.seconds
+        );
+        println!("{}", serde_json::to_string(&chain)?);
+        return Ok(());
+    }
     let mut report = runtime.block_on(async {
         match &cli.mode {
             Mode::HttpAppend(a) => http::http_append(a).await,
             Mode::HttpProof(a) => http::http_proof(a).await,
             Mode::SqliteInsert(a) => sqlite::sqlite_insert(a).await,
             Mode::SiglogAdd(a) => http::siglog_add(a).await,
+            Mode::HttpInference(a) => evidence::http_inference(a).await,
+            Mode::TraceLatency(a) => evidence::trace_latency(a).await,
+            Mode::SqliteNdjson(a) => sqlite_ndjson::sqlite_ndjson(a).await,
+            Mode::SqliteLookup(a) => sqlite_ndjson::sqlite_lookup(a).await,
             Mode::SiglogKey { .. } => anyhow::bail!("siglog-key prints a key; it measures nothing"),
+            Mode::EvidenceSetup(_) => {
+                anyhow::bail!("evidence-setup registers a chain; it measures nothing")
+            }
         }
     })?;
     if let Some(pid) = cli.pid {

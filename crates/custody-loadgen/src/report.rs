@@ -81,7 +81,7 @@ pub struct Report {
 }
 
 /// Value at percentile `p` (0..=1) of sorted latencies, in milliseconds; 0 when empty.
-fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+pub fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -484,8 +484,20 @@ impl LedgerReader for SqliteStore {
         let f = filter.clone();
         self.read(move |inner, conn| {
             let log_id = inner.log_id(conn, &key)?;
+            // Without table statistics SQLite may walk a whole log in index order to avoid a
+            // sort; name the most selective index instead. A `related` filter drives the
+            // query from the links table (its `IN` list is sorted, so no sort is needed).
+            let driver = if f.related_id.is_some() {
+                ""
+            } else if f.subject_id.is_some() {
+                " INDEXED BY entries_by_subject"
+            } else if f.actor_id.is_some() {
+                " INDEXED BY entries_by_actor"
+            } else {
+                ""
+            };
             let mut sql = format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries e
+                "SELECT {ENTRY_COLUMNS} FROM entries e{driver}
                  LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx
                  WHERE e.log_id = ?1 AND e.idx >= ?2 AND e.idx < ?3"
             );
@@ -496,6 +508,13 @@ impl LedgerReader for SqliteStore {
                 clamp(f.from_index).into(),
                 clamp(f.below_index).into(),
             ];
+            if let Some(r) = &f.related_id {
+                args.push(r.clone().into());
+                sql.push_str(&format!(
+                    " AND e.idx IN (SELECT r.idx FROM related r WHERE r.log_id = ?1 AND r.id = ?{} AND r.idx >= ?2 AND r.idx < ?3)",
+                    args.len()
+                ));
+            }
             let mut add = |clause: &str, v: rusqlite::types::Value| {
                 args.push(v);
                 sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
@@ -508,12 +527,6 @@ impl LedgerReader for SqliteStore {
             }
             if let Some(s) = &f.subject_id {
                 add(" AND e.subject_id = ?", s.clone().into());
-            }
-            if let Some(r) = &f.related_id {
-                add(
-                    " AND EXISTS (SELECT 1 FROM related r WHERE r.log_id = e.log_id AND r.id = ? AND r.idx = e.idx)",
-                    r.clone().into(),
-                );
             }
             if let Some(s) = f.since_micros {
                 add(" AND e.time_us >= ?", s.into());

@@ -486,18 +486,19 @@ impl LedgerReader for SqliteStore {
             let log_id = inner.log_id(conn, &key)?;
             // Without table statistics SQLite may walk a whole log in index order to avoid a
             // sort; name the most selective index instead. A `related` filter drives the
-            // query from the links table (its `IN` list is sorted, so no sort is needed).
+            // query from the links index, already in log order.
+            // (CROSS JOIN makes the links table the outer loop.)
             let driver = if f.related_id.is_some() {
-                ""
+                "related r INDEXED BY related_by_id CROSS JOIN entries e"
             } else if f.subject_id.is_some() {
-                " INDEXED BY entries_by_subject"
+                "entries e INDEXED BY entries_by_subject"
             } else if f.actor_id.is_some() {
-                " INDEXED BY entries_by_actor"
+                "entries e INDEXED BY entries_by_actor"
             } else {
-                ""
+                "entries e"
             };
             let mut sql = format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries e{driver}
+                "SELECT {ENTRY_COLUMNS} FROM {driver}
                  LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx
                  WHERE e.log_id = ?1 AND e.idx >= ?2 AND e.idx < ?3"
             );
@@ -511,7 +512,7 @@ impl LedgerReader for SqliteStore {
             if let Some(r) = &f.related_id {
                 args.push(r.clone().into());
                 sql.push_str(&format!(
-                    " AND e.idx IN (SELECT r.idx FROM related r WHERE r.log_id = ?1 AND r.id = ?{} AND r.idx >= ?2 AND r.idx < ?3)",
+                    " AND r.log_id = ?1 AND r.id = ?{} AND r.idx >= ?2 AND r.idx < ?3 AND e.idx = r.idx",
                     args.len()
                 ));
             }
@@ -534,7 +535,14 @@ impl LedgerReader for SqliteStore {
             if let Some(u) = f.until_micros {
                 add(" AND e.time_us < ?", u.into());
             }
-            add(" ORDER BY e.idx LIMIT ?", i64::from(f.limit).into());
+            // Walking the links index in index order lets LIMIT stop early; an entry that
+            // links the same id twice is one result.
+            let order = if f.related_id.is_some() {
+                " GROUP BY r.idx ORDER BY r.idx LIMIT ?"
+            } else {
+                " ORDER BY e.idx LIMIT ?"
+            };
+            add(order, i64::from(f.limit).into());
             let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
             collect_entries(&mut stmt, rusqlite::params_from_iter(args))
         })

@@ -37,11 +37,7 @@ pub fn actor(flag: &str, kind: &str, id: &str) -> anyhow::Result<Value> {
 
 /// Whether `v` is a digest as custody writes them: `sha256:` and 64 lowercase hex digits.
 pub fn is_digest(v: &str) -> bool {
-    v.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    custody_core::commitment::parse_sha256(v).is_some()
 }
 
 /// Checks a flag that names a version hash.

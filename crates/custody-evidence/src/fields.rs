@@ -15,11 +15,7 @@ pub(crate) struct Obj<'a> {
 
 /// `sha256:` followed by 64 lowercase hex digits: the digest form `sha256sum` prints.
 pub(crate) fn is_sha256_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    custody_core::commitment::parse_sha256(s).is_some()
 }
 
 /// Printable ASCII without spaces, as ids and references are.

@@ -12,11 +12,7 @@ use crate::routes::{ApiResult, number, query, tenant_name};
 use crate::{ApiError, AppState};
 
 fn digest_param(name: &str, v: &str) -> ApiResult<String> {
-    let ok = v.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
+    let ok = custody_core::commitment::parse_sha256(v).is_some();
     if ok {
         Ok(v.to_owned())
     } else {

@@ -183,6 +183,9 @@ pub enum PayloadStatus {
     Present,
     /// The payload was committed to but is no longer stored.
     Erased,
+    /// The payload is stored but was not returned: payload reads need a purpose
+    /// (`Custody-Purpose` header or `purpose` parameter).
+    Withheld,
 }
 
 /// One entry as read.
@@ -260,4 +263,110 @@ pub struct ExportedLeaf {
     pub recorded_leaf_hash: String,
     /// The leaf data (the canonical envelope bytes), standard base64.
     pub leaf_data: String,
+}
+
+/// Body of `POST /v1/tenants/{tenant}/principals`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipal {
+    /// `user` or `service`.
+    pub kind: String,
+    /// Display name. Personal data: kept in the principal table, never in a log.
+    pub name: String,
+    /// Any of `admin`, `writer`, `approver`, `auditor`.
+    pub roles: Vec<String>,
+    /// Lifetime of the first token, 1-3650 days (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// Body of `POST .../principals/{principal}/tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssueToken {
+    /// Lifetime, 1-3650 days (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A principal.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PrincipalInfo {
+    /// Opaque id: the `actor.id` of everything it writes.
+    pub id: String,
+    /// Its tenant; absent for a server administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// `user` or `service`.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Creation time, RFC 3339.
+    pub created: String,
+}
+
+/// A token, never with its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Public id.
+    pub id: String,
+    /// Whose token.
+    pub principal: String,
+    /// Issue time, RFC 3339.
+    pub created: String,
+    /// Expiry, RFC 3339.
+    pub expires: String,
+    /// Revocation time, RFC 3339, if revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+}
+
+/// A newly issued token: the only response that carries its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The bearer token, `cst_<id>_<secret>`: shown once, store it now.
+    pub token: String,
+    /// The token as it will be listed.
+    pub info: TokenInfo,
+}
+
+/// Answer to creating a principal.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct CreatedPrincipal {
+    /// The principal.
+    pub principal: PrincipalInfo,
+    /// Its first token.
+    pub token: IssuedToken,
+}
+
+/// A tenant's principals.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PrincipalList {
+    /// By id.
+    pub principals: Vec<PrincipalInfo>,
+}
+
+/// A principal's tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TokenList {
+    /// Newest first.
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// Who the presented token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct WhoAmI {
+    /// Principal id.
+    pub principal: String,
+    /// `user` or `service`.
+    pub kind: String,
+    /// Its tenant; absent for a server administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// The token's public id.
+    pub token: String,
 }

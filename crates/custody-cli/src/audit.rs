@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use custody_api::evidence::{EvidenceLink, Proven, ProvenEntry, TraceAnswer};
-use custody_client::{Client, TraceQuery};
+use custody_client::TraceQuery;
 use serde_json::Value;
 
 use crate::proofs::{self, Report};
@@ -271,7 +271,7 @@ pub async fn trace(a: TraceArgs, server: &str, json: bool) -> anyhow::Result<i32
         forward: a.forward,
         limit: a.limit,
     };
-    let t = Client::new(server)?.trace(&a.tenant.tenant, &q).await?;
+    let t = crate::connect(server)?.trace(&a.tenant.tenant, &q).await?;
     let report = proofs::verify_answer(&t.proven, &pinned, &a.tenant.tenant)?;
     print(json, &t, || render_trace(&t, &report))?;
     Ok(0)
@@ -281,7 +281,7 @@ pub async fn trace(a: TraceArgs, server: &str, json: bool) -> anyhow::Result<i32
 pub async fn served(a: ServedArgs, server: &str, json: bool) -> anyhow::Result<i32> {
     let pinned = proofs::read_vkeys(&a.vkeys.vkeys)?;
     let env = submit::environment("--env", &a.env)?;
-    let s = Client::new(server)?
+    let s = crate::connect(server)?
         .served(&a.tenant.tenant, &env, a.at.as_deref())
         .await?;
     let report = proofs::verify_answer(&s.proven, &pinned, &a.tenant.tenant)?;
@@ -339,7 +339,7 @@ pub async fn served(a: ServedArgs, server: &str, json: bool) -> anyhow::Result<i
 pub async fn history(a: HistoryArgs, server: &str, json: bool) -> anyhow::Result<i32> {
     let pinned = proofs::read_vkeys(&a.vkeys.vkeys)?;
     let hash = submit::version_hash("HASH", &a.hash)?;
-    let h = Client::new(server)?
+    let h = crate::connect(server)?
         .history(&a.tenant.tenant, &hash)
         .await?;
     let report = proofs::verify_answer(&h.proven, &pinned, &a.tenant.tenant)?;
@@ -397,7 +397,7 @@ pub async fn admit(a: AdmitArgs, server: &str, json: bool) -> anyhow::Result<i32
             .await?
             .version_hash()
     };
-    let r = Client::new(server)?
+    let r = crate::connect(server)?
         .admit(&a.tenant.tenant, &digest, &env)
         .await?;
     let report = proofs::verify_answer(&r.proven, &pinned, &a.tenant.tenant)?;

@@ -129,17 +129,116 @@ pub struct Filled {
     pub serving: String,
 }
 
-async fn put(client: &Client, log: &str, e: &Value) -> anyhow::Result<u64> {
+/// Who acts in the demo: each name a principal of the tenant with its own roles and token.
+const MEMBERS: &[(&str, &[&str])] = &[
+    ("svc-etl", &["writer"]),
+    ("svc-trainer", &["writer"]),
+    ("svc-deployer", &["writer"]),
+    ("svc-scoring", &["writer"]),
+    ("usr-ds-ana", &["writer"]),
+    ("usr-risk-head", &["admin", "writer"]),
+    ("usr-risk-1", &["approver"]),
+    ("usr-risk-2", &["approver"]),
+    ("usr-oncall-1", &["writer"]),
+    ("usr-auditor", &["auditor"]),
+];
+
+/// The demo's principals. Entries are written under a member's name; [`Cast::prepare`] sends
+/// them as that member (custody fills in the actor from the token) with every member name
+/// replaced by its principal id.
+pub struct Cast {
+    members: std::collections::HashMap<String, (String, String, Client)>,
+}
+
+impl Cast {
+    async fn create(admin: &Client) -> anyhow::Result<Self> {
+        let mut members = std::collections::HashMap::new();
+        for (name, roles) in MEMBERS {
+            let made = admin
+                .create_principal(
+                    TENANT,
+                    &custody_api::CreatePrincipal {
+                        kind: if name.starts_with("svc-") {
+                            "service"
+                        } else {
+                            "user"
+                        }
+                        .into(),
+                        name: (*name).into(),
+                        roles: roles.iter().map(|r| r.to_string()).collect(),
+                        expires_in_days: Some(30),
+                    },
+                )
+                .await
+                .with_context(|| format!("demo: cannot create principal {name}"))?;
+            let client = Client::new(admin.base_url())?
+                .with_token(&made.token.token)
+                .with_purpose(Some("credit-risk-model-lifecycle".into()));
+            members.insert(
+                (*name).to_owned(),
+                (made.principal.id, made.token.token, client),
+            );
+        }
+        Ok(Self { members })
+    }
+
+    fn member(&self, name: &str) -> anyhow::Result<&(String, String, Client)> {
+        self.members
+            .get(name)
+            .with_context(|| format!("demo: no principal for {name}"))
+    }
+
+    /// The client of the entry's actor and the entry as it is sent.
+    fn prepare(&self, e: &Value) -> anyhow::Result<(&Client, Value)> {
+        let name = e["actor"]["id"].as_str().unwrap_or_default();
+        let client = &self.member(name)?.2;
+        let mut e = e.clone();
+        if let Value::Object(o) = &mut e {
+            o.remove("actor");
+        }
+        self.rename(&mut e);
+        Ok((client, e))
+    }
+
+    fn rename(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Some((id, _, _)) = self.members.get(s.as_str()) {
+                    *s = id.clone();
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.rename(i)),
+            Value::Object(o) => o.values_mut().for_each(|i| self.rename(i)),
+            _ => {}
+        }
+    }
+
+    async fn append(
+        &self,
+        log: &str,
+        e: &Value,
+    ) -> Result<custody_api::AppendResult, custody_client::ClientError> {
+        match self.prepare(e) {
+            Ok((client, e)) => client.append(TENANT, log, &e).await,
+            Err(err) => Err(custody_client::ClientError::Decode {
+                url: String::new(),
+                message: err.to_string(),
+            }),
+        }
+    }
+}
+
+async fn put(cast: &Cast, log: &str, e: &Value) -> anyhow::Result<u64> {
     let what = e["type"].as_str().unwrap_or_default().to_owned();
-    Ok(client
-        .append(TENANT, log, e)
+    Ok(cast
+        .append(log, e)
         .await
         .with_context(|| format!("demo: {what} was refused"))?
         .index)
 }
 
 async fn inferences(
-    client: &Client,
+    cast: &Cast,
     from: usize,
     count: usize,
     hash: &str,
@@ -160,10 +259,12 @@ async fn inferences(
         e["client_time"] = json!(now(0));
         e["payload"] = json!({"input": {"applicant": format!("app-{i}"), "income": income, "term_months": 36},
                               "output": {"score": score}});
+        let (_, e) = cast.prepare(&e)?;
         serde_json::to_writer(&mut ndjson, &e)?;
         ndjson.push(b'\n');
     }
-    client
+    cast.member("svc-scoring")?
+        .2
         .append_ndjson(TENANT, "inference", ndjson)
         .await
         .context("demo: inference records were refused")?;
@@ -172,11 +273,7 @@ async fn inferences(
 
 /// Records the demo chain in tenant [`TENANT`]; writes the approvers' private keys to
 /// `key_dir` (0600) so the user can sign more approvals with `custody approve`.
-pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
-    client
-        .create_tenant(TENANT)
-        .await
-        .context("demo: cannot create the tenant")?;
+pub async fn fill(cast: &Cast, key_dir: &Path) -> anyhow::Result<Filled> {
     let gov = "governance";
 
     let loans = sha(b"s3://lake/loans/2025-q3/part-0000.parquet");
@@ -185,7 +282,7 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
         (&loans, "loan-applications", 182_340),
         (&bureau, "bureau-scores", 1_204_118),
     ] {
-        put(client, gov, &entry(
+        put(cast, gov, &entry(
             "dataset_version.registered", "svc-etl", "dataset_version", digest,
             json!({"name": name, "version": "2025-10", "uri": format!("s3://lake/{name}/2025-10/"), "digest": digest,
                    "row_count": rows, "source": "core-banking", "legal_basis": "gdpr-art6-1b:loan-contract",
@@ -205,7 +302,7 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
             0.91,
         ),
     ] {
-        put(client, gov, &entry(
+        put(cast, gov, &entry(
             "training_run.recorded", "usr-ds-ana", "training_run", run,
             json!({"code_commit": commit, "code_repo": "git@git.example:risk/credit-model.git",
                    "parameters": {"max_depth": 6, "learning_rate": 0.05, "n_estimators": 400},
@@ -223,13 +320,13 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
         (&v2, &f2, "2", "run-2025-11-02"),
         (&v3, &f3, "3", "run-2025-11-02"),
     ] {
-        put(client, gov, &entry(
+        put(cast, gov, &entry(
             "model_version.registered", "svc-trainer", "model_version", hash,
             json!({"name": MODEL, "version": label, "version_hash": hash, "files": files, "framework": "xgboost",
                    "registry": {"kind": "mlflow", "uri": format!("models:/{MODEL}/{label}")}}),
             json!([{"kind": "training_run", "id": run, "rel": "produced_by"}])),
         ).await?;
-        put(client, gov, &entry(
+        put(cast, gov, &entry(
             "model_card.published", "usr-ds-ana", "model_version", hash,
             json!({"card_version": 1,
                    "training_data": {"summary": "Q3 2025 consumer loan applications joined with bureau scores", "datasets": [loans, bureau]},
@@ -240,7 +337,7 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
             json!([])),
         ).await?;
     }
-    put(client, gov, &entry(
+    put(cast, gov, &entry(
         "policy.updated", "usr-risk-head", "policy", "gates",
         json!({"targets": {PROD: {"min_approvals": 2, "required_criteria": ["auc", "fairness_review"], "separation_of_duties": true},
                            "staging": {"min_approvals": 1}}, "clock_skew_ms": 2000}),
@@ -260,7 +357,7 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
     write_keys(key_dir, &approvers)?;
     for a in &approvers {
         put(
-            client,
+            cast,
             gov,
             &entry(
                 "approver_key.registered",
@@ -305,24 +402,24 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
     // v1 through the gate, deployed, serving.
     for a in &approvers {
         put(
-            client,
+            cast,
             gov,
             &a.approval(&v1, Decision::Approve, "meets the bar")?,
         )
         .await?;
     }
-    put(client, gov, &promote(&v1, None)).await?;
-    put(client, gov, &deploy("dep-prod-001", &v1)).await?;
-    inferences(client, 0, 1500, &v1, "dep-prod-001").await?;
+    put(cast, gov, &promote(&v1, None)).await?;
+    put(cast, gov, &deploy("dep-prod-001", &v1)).await?;
+    inferences(cast, 0, 1500, &v1, "dep-prod-001").await?;
 
     // v3 with one approval: the gate refuses, and the refusal is on the record.
     put(
-        client,
+        cast,
         gov,
         &approvers[0].approval(&v3, Decision::Approve, "looks fine")?,
     )
     .await?;
-    match client.append(TENANT, gov, &promote(&v3, Some(&v1))).await {
+    match cast.append(gov, &promote(&v3, Some(&v1))).await {
         Err(e) if e.gate_refusal().is_some() => {}
         Err(e) => return Err(e).context("demo: the refused promotion failed otherwise"),
         Ok(_) => bail!("demo: a promotion with one of two approvals was accepted"),
@@ -331,22 +428,22 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
     // v2 approved and promoted: the bad deploy.
     for a in &approvers {
         put(
-            client,
+            cast,
             gov,
             &a.approval(&v2, Decision::Approve, "better AUC on the holdout")?,
         )
         .await?;
     }
-    put(client, gov, &promote(&v2, Some(&v1))).await?;
-    put(client, gov, &deploy("dep-prod-002", &v2)).await?;
-    inferences(client, 1500, 1000, &v2, "dep-prod-002").await?;
-    put(client, gov, &entry(
+    put(cast, gov, &promote(&v2, Some(&v1))).await?;
+    put(cast, gov, &deploy("dep-prod-002", &v2)).await?;
+    inferences(cast, 1500, 1000, &v2, "dep-prod-002").await?;
+    put(cast, gov, &entry(
         "incident.opened", "usr-oncall-1", "incident", "INC-4711",
         json!({"severity": "high", "category": "model-performance"}),
         json!([{"kind": "model_version", "id": v2, "rel": "about"}, {"kind": "deployment", "id": "dep-prod-002", "rel": "about"}])),
     ).await?;
     put(
-        client,
+        cast,
         gov,
         &entry(
             "rollback.recorded",
@@ -358,9 +455,9 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
         ),
     )
     .await?;
-    inferences(client, 2500, 1000, &v1, "dep-prod-002").await?;
+    inferences(cast, 2500, 1000, &v1, "dep-prod-002").await?;
     put(
-        client,
+        cast,
         gov,
         &entry(
             "incident.closed",
@@ -373,7 +470,7 @@ pub async fn fill(client: &Client, key_dir: &Path) -> anyhow::Result<Filled> {
     )
     .await?;
     // A host that still runs v3, which never served: recorded, and flagged.
-    inferences(client, 3500, 1, &v3, "dep-prod-002").await?;
+    inferences(cast, 3500, 1, &v3, "dep-prod-002").await?;
 
     Ok(Filled {
         traced_request: "req-001600".into(),
@@ -408,28 +505,62 @@ fn write_keys(dir: &Path, approvers: &[Approver]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a secret to a new 0600 file.
+fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    Ok(())
+}
+
 /// Starts the embedded server, fills tenant `demo` (unless it exists), prints the trace of one
 /// inference and how to check it, then keeps serving until Ctrl-C.
 pub async fn run(data_dir: PathBuf, listen: String, server_name: String) -> anyhow::Result<()> {
     let key_dir = data_dir.join("demo-approver-keys");
-    let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+    let token_file = data_dir.join("demo-auditor.token");
+    let (tx, rx) = tokio::sync::oneshot::channel::<(SocketAddr, Option<custody_auth::ApiToken>)>();
     let filler = tokio::spawn(async move {
-        let addr = rx.await.context("the server did not start")?;
+        let (addr, admin) = rx.await.context("the server did not start")?;
         let base = format!("http://{addr}");
-        let client = Client::new(&base)?;
-        let existing = client.tenants().await?.tenants.iter().any(|t| t == TENANT);
-        let request = if existing {
-            eprintln!("tenant {TENANT} already holds the demo chain; showing it");
-            "req-001600".to_owned()
-        } else {
-            eprintln!("recording the demo evidence chain in tenant {TENANT} ...");
-            let filled = fill(&client, &key_dir).await?;
-            eprintln!(
-                "recorded {} inference records; {} serves in {PROD}",
-                filled.inferences, filled.serving
-            );
-            filled.traced_request
+        let (token, request) = match admin {
+            Some(admin) => {
+                eprintln!("recording the demo evidence chain in tenant {TENANT} ...");
+                let admin = Client::new(&base)?.with_token(&admin.expose());
+                admin
+                    .create_tenant(TENANT)
+                    .await
+                    .context("demo: cannot create the tenant")?;
+                let cast = Cast::create(&admin).await?;
+                let filled = fill(&cast, &key_dir).await?;
+                eprintln!(
+                    "recorded {} inference records; {} serves in {PROD}",
+                    filled.inferences, filled.serving
+                );
+                let token = cast.member("usr-auditor")?.1.clone();
+                write_private(&token_file, &token)?;
+                (token, filled.traced_request)
+            }
+            None => {
+                let token = std::fs::read_to_string(&token_file).with_context(|| {
+                    format!(
+                        "this data directory was not set up by `custody demo` (no {}); give the demo a fresh --data-dir",
+                        token_file.display()
+                    )
+                })?;
+                eprintln!("tenant {TENANT} already holds the demo chain; showing it");
+                (token.trim().to_owned(), "req-001600".to_owned())
+            }
         };
+        let client = Client::new(&base)?
+            .with_token(&token)
+            .with_purpose(Some("demo-walkthrough".into()));
         let trace = client
             .trace(
                 TENANT,
@@ -461,7 +592,13 @@ pub async fn run(data_dir: PathBuf, listen: String, server_name: String) -> anyh
             trace.proven.entries.len(),
             sizes.join(", ")
         );
-        println!("\nCheck it yourself (the server keeps running; Ctrl-C stops it):");
+        println!(
+            "\nCheck it yourself as the demo's auditor (the server keeps running; Ctrl-C stops it):"
+        );
+        println!(
+            "  export CUSTODY_TOKEN=$(cat {}) CUSTODY_PURPOSE=demo-walkthrough",
+            token_file.display()
+        );
         println!("  custody --server {base} trace -t {TENANT} --request-id {request}");
         println!("  custody --server {base} served -t {TENANT} --env {PROD}");
         println!(
@@ -471,9 +608,16 @@ pub async fn run(data_dir: PathBuf, listen: String, server_name: String) -> anyh
         println!("Approver keys for `custody approve`: {}", key_dir.display());
         anyhow::Ok(())
     });
-    let served = crate::serve::run_with_ready(data_dir, listen, server_name, None, |addr| {
-        let _ = tx.send(addr);
-    });
+    let served = crate::serve::run_with_ready(
+        data_dir,
+        listen,
+        server_name,
+        None,
+        crate::serve::Bootstrap::Hand,
+        |addr, admin| {
+            let _ = tx.send((addr, admin));
+        },
+    );
     tokio::pin!(served);
     tokio::select! {
         r = &mut served => return r,

@@ -55,9 +55,6 @@ pub struct ApproveArgs {
     /// Justification. Signed and public to every proof holder: no personal data.
     #[arg(long)]
     comment: Option<String>,
-    /// Principal id submitting it (default: the key's fingerprint).
-    #[arg(long, env = "CUSTODY_ACTOR")]
-    actor: Option<String>,
     /// Also write the signed DSSE envelope to this file.
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -150,11 +147,6 @@ pub async fn approve(a: ApproveArgs, server: &str, json: bool) -> anyhow::Result
         .collect::<anyhow::Result<Vec<_>>>()?;
     let key = keys::read_signing_key("--key", &a.key)?;
     let fingerprint = key.public_key().fingerprint();
-    let actor = submit::actor(
-        "--actor",
-        "user",
-        a.actor.as_deref().unwrap_or(&fingerprint),
-    )?;
     let decision = match a.decision {
         DecisionArg::Approve => Decision::Approve,
         DecisionArg::Reject => Decision::Reject,
@@ -177,12 +169,11 @@ pub async fn approve(a: ApproveArgs, server: &str, json: bool) -> anyhow::Result
     }
     let entry = json!({
         "type": "approval.submitted",
-        "actor": actor,
         "subject": {"kind": "model_version", "id": hash},
         "body": {},
         "payload": envelope_json,
     });
-    let client = Client::new(server)?;
+    let client = crate::connect(server)?;
     let r = match submit::submit(&client, &a.tenant.tenant, &entry).await? {
         Outcome::Appended(r) => r,
         Outcome::Refused(p) => {
@@ -225,7 +216,6 @@ fn transition(
     body.insert("authoriser".into(), json!(authoriser));
     let mut entry = json!({
         "type": entry_type,
-        "actor": submit::actor("--authoriser", "user", authoriser)?,
         "subject": {"kind": "model_version", "id": to},
         "body": body,
     });
@@ -264,7 +254,7 @@ async fn send_transition(
 pub async fn promote(a: PromoteArgs, server: &str, json: bool) -> anyhow::Result<i32> {
     let to = submit::version_hash("--model", &a.model)?;
     let env = submit::environment("--env", &a.env)?;
-    let client = Client::new(server)?;
+    let client = crate::connect(server)?;
     let from = match &a.from {
         Some(f) => Some(submit::version_hash("--from", f)?),
         None => {
@@ -303,7 +293,7 @@ pub async fn rollback(a: RollbackArgs, server: &str, json: bool) -> anyhow::Resu
         &a.authoriser,
         a.reason.as_deref(),
     )?;
-    let client = Client::new(server)?;
+    let client = crate::connect(server)?;
     let what = format!("rollback of {env} from {from} to {to}");
     let done = format!("rolled {env} back from {from} to {to}");
     send_transition(&client, &a.tenant.tenant, &entry, what, done, json).await

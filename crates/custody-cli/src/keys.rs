@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use custody_client::Client;
 use custody_core::signing::{KeyAlgorithm, PublicKey, SigningKey};
 use serde_json::json;
 
@@ -59,9 +58,6 @@ pub enum KeyCommand {
         /// -pubout`).
         #[arg(long)]
         public_key: PathBuf,
-        /// Principal id recording it (default: the approver).
-        #[arg(long, env = "CUSTODY_ACTOR")]
-        actor: Option<String>,
     },
 }
 
@@ -133,18 +129,12 @@ pub async fn run(command: KeyCommand, server: &str, json: bool) -> anyhow::Resul
             tenant,
             approver,
             public_key,
-            actor,
         } => {
-            let approver_ref = submit::actor("--approver", "user", &approver)?;
-            let actor = match &actor {
-                Some(id) => submit::actor("--actor", "user", id)?,
-                None => approver_ref,
-            };
+            submit::actor("--approver", "user", &approver)?;
             let key = read_public_key("--public-key", &public_key)?;
             let fp = key.fingerprint();
             let entry = json!({
                 "type": "approver_key.registered",
-                "actor": actor,
                 "subject": {"kind": "approver", "id": approver},
                 "body": {
                     "public_key": key.to_pem(),
@@ -152,7 +142,7 @@ pub async fn run(command: KeyCommand, server: &str, json: bool) -> anyhow::Resul
                     "key_fingerprint": fp,
                 },
             });
-            let client = Client::new(server)?;
+            let client = crate::connect(server)?;
             let r = match submit::submit(&client, &tenant.tenant, &entry).await? {
                 Outcome::Appended(r) => r,
                 Outcome::Refused(p) => {

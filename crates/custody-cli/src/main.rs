@@ -11,6 +11,7 @@ mod govern;
 mod keys;
 mod model;
 mod pack;
+mod principals;
 mod proofs;
 mod serve;
 mod submit;
@@ -22,7 +23,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use custody_client::{Client, ListQuery};
-use custody_core::envelope::EntryInput;
 use custody_core::jcs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -44,8 +44,34 @@ struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// API token (cst_...). Prefer the environment variable: a flag shows in `ps`.
+    #[arg(long, global = true, env = "CUSTODY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Why you read: recorded with every read in the tenant's access log, and required for
+    /// payloads and evidence packs.
+    #[arg(long, global = true, env = "CUSTODY_PURPOSE")]
+    purpose: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Token and purpose of this invocation, set once from the command line.
+static CONNECTION: std::sync::OnceLock<(Option<String>, Option<String>)> =
+    std::sync::OnceLock::new();
+
+/// A client for `server` carrying this invocation's token and purpose.
+pub(crate) fn connect(server: &str) -> anyhow::Result<Client> {
+    let (token, purpose) = CONNECTION.get().cloned().unwrap_or_default();
+    let mut client = Client::new(server)?.with_purpose(purpose);
+    if let Some(t) = token {
+        custody_auth::ApiToken::parse(&t).map_err(|_| {
+            anyhow::anyhow!(
+                "--token / CUSTODY_TOKEN is not a custody token: expected cst_<20 hex>_<64 hex>, as `custody principal create` printed it"
+            )
+        })?;
+        client = client.with_token(&t);
+    }
+    Ok(client)
 }
 
 #[derive(Subcommand)]
@@ -64,6 +90,11 @@ enum Command {
         /// Another database (sqlite:PATH).
         #[arg(long, env = "CUSTODY_DATABASE_URL")]
         database_url: Option<String>,
+        /// On first start, the bootstrap administrator's token: read from this file if it
+        /// exists, otherwise generated and written to it (mode 0600). Without it, a generated
+        /// token is printed once on stderr.
+        #[arg(long, env = "CUSTODY_BOOTSTRAP_TOKEN_FILE")]
+        bootstrap_token_file: Option<PathBuf>,
     },
     /// Run the server with a demo evidence chain recorded in tenant `demo` (datasets, runs,
     /// three model versions, signed approvals, a refused promotion, a bad deploy, an incident,
@@ -82,6 +113,14 @@ enum Command {
     /// Create or list tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Who the token (CUSTODY_TOKEN) belongs to.
+    Whoami,
+    /// Create or list a tenant's principals (users and services) and their roles.
+    #[command(subcommand)]
+    Principal(principals::PrincipalCommand),
+    /// Issue, list or revoke API tokens.
+    #[command(subcommand)]
+    Token(principals::TokenCommand),
     /// List a tenant's logs with origin, size and verifier key.
     Logs {
         /// Tenant name.
@@ -405,14 +444,42 @@ fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> 
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     let json = cli.json;
-    let client = || Client::new(&cli.server).map_err(anyhow::Error::from);
+    let _ = CONNECTION.set((cli.token.clone(), cli.purpose.clone()));
+    let client = || connect(&cli.server);
     match cli.command {
         Command::Serve {
             data_dir,
             listen,
             server_name,
             database_url,
-        } => serve::run(data_dir, listen, server_name, database_url).await?,
+            bootstrap_token_file,
+        } => {
+            serve::run(
+                data_dir,
+                listen,
+                server_name,
+                database_url,
+                bootstrap_token_file,
+            )
+            .await?
+        }
+        Command::Whoami => {
+            let w = client()?.whoami().await?;
+            print(json, &w, || {
+                format!(
+                    "{} ({}) in {} with roles {}; token {}",
+                    w.principal,
+                    w.kind,
+                    w.tenant
+                        .as_deref()
+                        .unwrap_or("every tenant (server administrator)"),
+                    w.roles.join(", "),
+                    w.token
+                )
+            })?;
+        }
+        Command::Principal(c) => principals::principal(c, &client()?, json).await?,
+        Command::Token(c) => principals::token(c, &client()?, json).await?,
         Command::Demo {
             data_dir,
             listen,
@@ -641,7 +708,7 @@ fn open_input(file: &Option<PathBuf>) -> anyhow::Result<(Box<dyn Read>, Option<u
 /// nothing at all.
 fn validate(values: &[Value], line_numbers: &[usize]) -> anyhow::Result<()> {
     for (v, line) in values.iter().zip(line_numbers) {
-        if let Err(e) = EntryInput::from_json(v) {
+        if let Err(e) = submit::check_locally(v) {
             bail!("line {line}: {e}");
         }
     }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use custody_client::Client;
 use custody_core::signing::KeyAlgorithm;
 use custody_model::ModelDigest;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,9 +60,6 @@ pub struct RegisterArgs {
     /// Id of the training run that produced the weights (already recorded).
     #[arg(long)]
     run: String,
-    /// Principal id recording it (default: custody-cli, as a service).
-    #[arg(long, env = "CUSTODY_ACTOR")]
-    actor: Option<String>,
     /// The model's own version label, e.g. 3.1.0.
     #[arg(long)]
     version: Option<String>,
@@ -150,10 +146,6 @@ pub async fn run(command: ModelCommand, server: &str, json: bool) -> anyhow::Res
 }
 
 async fn register(args: RegisterArgs, server: &str, json: bool) -> anyhow::Result<i32> {
-    let actor = match &args.actor {
-        Some(id) => submit::actor("--actor", "user", id)?,
-        None => submit::actor("--actor", "service", "custody-cli")?,
-    };
     let digest = hash(&args.path).await?;
     let hash = digest.version_hash();
     let manifest = digest.manifest_json();
@@ -172,12 +164,11 @@ async fn register(args: RegisterArgs, server: &str, json: bool) -> anyhow::Resul
     }
     let entry = json!({
         "type": "model_version.registered",
-        "actor": actor,
         "subject": {"kind": "model_version", "id": hash},
         "related": [{"kind": "training_run", "id": args.run, "rel": "produced_by"}],
         "body": body,
     });
-    let client = Client::new(server)?;
+    let client = crate::connect(server)?;
     let r = match submit::submit(&client, &args.tenant.tenant, &entry).await? {
         Outcome::Appended(r) => r,
         Outcome::Refused(p) => {

@@ -18,18 +18,98 @@ pub async fn run(
     listen: String,
     server_name: String,
     database_url: Option<String>,
+    bootstrap_token_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    run_with_ready(data_dir, listen, server_name, database_url, |_| {}).await
+    run_with_ready(
+        data_dir,
+        listen,
+        server_name,
+        database_url,
+        Bootstrap::File(bootstrap_token_file),
+        |_, _| {},
+    )
+    .await
 }
 
-/// [`run`], calling `ready` with the bound address once the server accepts requests (the demo
-/// fills the ledger through it).
+/// What to do with the bootstrap administrator's token on first start.
+pub enum Bootstrap {
+    /// Read it from this file if it exists, else generate it and write it there (0600); with
+    /// no file, print a generated one once on stderr.
+    File(Option<PathBuf>),
+    /// Generate it and hand it to the `ready` callback only (the demo).
+    Hand,
+}
+
+/// Creates the first server administrator if the store has no principal yet. Returns its token
+/// when this start bootstrapped.
+async fn bootstrap(
+    store: &SqliteStore,
+    how: &Bootstrap,
+) -> anyhow::Result<Option<custody_auth::ApiToken>> {
+    let auth = custody_auth::Auth::new(store.clone());
+    let given = match how {
+        Bootstrap::File(Some(path)) if path.exists() => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read --bootstrap-token-file {}", path.display())
+            })?;
+            Some(custody_auth::ApiToken::parse(&text).map_err(|_| {
+                anyhow::anyhow!(
+                    "--bootstrap-token-file {} does not hold a custody token (cst_<20 hex>_<64 hex>); delete it to have one generated",
+                    path.display()
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64;
+    let Some(issued) = auth.bootstrap(given, now).await? else {
+        return Ok(None);
+    };
+    match how {
+        Bootstrap::File(Some(path)) if !path.exists() => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| {
+                    format!("cannot create --bootstrap-token-file {}", path.display())
+                })?;
+            writeln!(f, "{}", issued.token.expose())?;
+            eprintln!(
+                "custody: first start; the bootstrap administrator's token is in {} (mode 0600)",
+                path.display()
+            );
+        }
+        Bootstrap::File(Some(_)) => {
+            eprintln!(
+                "custody: first start; the bootstrap administrator uses the token from --bootstrap-token-file"
+            );
+        }
+        Bootstrap::File(None) => {
+            // Printed once, to the terminal, never through the log.
+            eprintln!(
+                "custody: first start. The bootstrap administrator's token (shown once; store it now, e.g. export CUSTODY_TOKEN=...):\n\n    {}\n",
+                issued.token.expose()
+            );
+        }
+        Bootstrap::Hand => {}
+    }
+    Ok(Some(issued.token))
+}
+
+/// [`run`], calling `ready` with the bound address and, on first start, the bootstrap
+/// administrator's token, once the server accepts requests (the demo fills the ledger
+/// through it).
 pub async fn run_with_ready(
     data_dir: PathBuf,
     listen: String,
     server_name: String,
     database_url: Option<String>,
-    ready: impl FnOnce(SocketAddr),
+    how: Bootstrap,
+    ready: impl FnOnce(SocketAddr, Option<custody_auth::ApiToken>),
 ) -> anyhow::Result<()> {
     if !data_dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
@@ -68,6 +148,7 @@ pub async fn run_with_ready(
     let store = SqliteStore::open(&db_path)
         .await
         .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+    let admin = bootstrap(&store, &how).await?;
     let ledger = Arc::new(Ledger::new(
         store,
         LedgerConfig {
@@ -89,7 +170,7 @@ pub async fn run_with_ready(
         database = %db_path.display(),
         "custody listening on http://{local}"
     );
-    ready(local);
+    ready(local, admin);
     custody_server::serve(listener, ledger, shutdown).await?;
     tracing::info!("custody stopped; every acknowledged write is durable");
     drop(lock);

@@ -574,9 +574,11 @@ fn bad_input_is_one_error_line_and_writes_nothing() {
 
     // The server's own validation names the field too (RFC 9457 errors[]).
     let rt = common::runtime();
-    let client = custody_client::Client::new(url).unwrap();
+    let client = custody_client::Client::new(url)
+        .unwrap()
+        .with_token(&common::token_for(url).unwrap());
     let mut robot = entry("x", 0);
-    robot["actor"]["kind"] = json!("robot");
+    robot["actor"] = json!({"kind": "robot", "id": common::HARNESS});
     let err = rt
         .block_on(client.append("acme", "governance", &robot))
         .expect_err("robot accepted");

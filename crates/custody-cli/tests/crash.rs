@@ -45,7 +45,6 @@ fn crash_entry(id: &str, writer: usize, seq: u64) -> Value {
     json!({
         "id": id,
         "type": "x.crash.append",
-        "actor": {"kind": "service", "id": format!("svc-writer-{writer}")},
         "subject": {"kind": "item", "id": id},
         "body": {"writer": writer, "seq": seq},
     })
@@ -366,7 +365,9 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
 
     for round in 1..=ROUNDS + 1 {
         let mut server = Server::start(dir.path());
-        let client = Client::new(&server.url).expect("client");
+        let client = Client::new(&server.url)
+            .expect("client")
+            .with_token(&common::token_for(&server.url).unwrap());
         if round == 1 {
             let t = rt
                 .block_on(client.create_tenant(TENANT))

@@ -24,7 +24,10 @@ fn hex(bytes: &[u8]) -> String {
 /// Appends raw entries through the client, failing the test on any error.
 fn append(url: &str, tenant: &str, log: &str, entries: &[Value]) -> Vec<custody_api::AppendResult> {
     let rt = common::runtime();
-    let client = custody_client::Client::new(url).unwrap();
+    let client = custody_client::Client::new(url)
+        .unwrap()
+        .with_token(&common::token_for(url).unwrap())
+        .with_purpose(Some("process-level-test".into()));
     rt.block_on(client.append_all(tenant, log, entries))
         .unwrap_or_else(|e| panic!("append to {log} failed: {e}"))
         .results
@@ -33,7 +36,10 @@ fn append(url: &str, tenant: &str, log: &str, entries: &[Value]) -> Vec<custody_
 /// The envelope of a governance entry.
 fn envelope(url: &str, tenant: &str, log: &str, index: u64) -> Value {
     let rt = common::runtime();
-    let client = custody_client::Client::new(url).unwrap();
+    let client = custody_client::Client::new(url)
+        .unwrap()
+        .with_token(&common::token_for(url).unwrap())
+        .with_purpose(Some("process-level-test".into()));
     rt.block_on(client.entry(tenant, log, index))
         .expect("entry")
         .envelope
@@ -42,7 +48,6 @@ fn envelope(url: &str, tenant: &str, log: &str, index: u64) -> Value {
 fn dataset(digest: &str) -> Value {
     json!({
         "type": "dataset_version.registered",
-        "actor": {"kind": "user", "id": "data-eng"},
         "subject": {"kind": "dataset_version", "id": digest},
         "body": {"name": "transactions", "version": "2026-01", "uri": "s3://bucket/tx",
                  "digest": digest, "legal_basis": "contract"},
@@ -52,7 +57,6 @@ fn dataset(digest: &str) -> Value {
 fn training_run(run: &str, dataset: &str) -> Value {
     json!({
         "type": "training_run.recorded",
-        "actor": {"kind": "user", "id": "trainer-1"},
         "subject": {"kind": "training_run", "id": run},
         "related": [{"kind": "dataset_version", "id": dataset, "rel": "trained_on"}],
         "body": {"code_commit": "a".repeat(40), "environment": {"image_digest": dataset},
@@ -63,7 +67,6 @@ fn training_run(run: &str, dataset: &str) -> Value {
 fn policy() -> Value {
     json!({
         "type": "policy.updated",
-        "actor": {"kind": "user", "id": "admin"},
         "subject": {"kind": "policy", "id": "gates"},
         "body": {"targets": {"production": {"min_approvals": 2, "required_criteria": ["auc"],
                  "separation_of_duties": true}}},
@@ -73,7 +76,6 @@ fn policy() -> Value {
 fn deployment(id: &str, hash: &str) -> Value {
     json!({
         "type": "deployment.recorded",
-        "actor": {"kind": "service", "id": "deployer"},
         "subject": {"kind": "deployment", "id": id},
         "body": {"environment": "production", "endpoint": "https://api.example/score",
                  "config_digest": digest_of("config"), "version_hash": hash},
@@ -84,7 +86,6 @@ fn inference(request: &str, deployment: &str, hash: &str, time: &str) -> Value {
     json!({
         "type": "inference.recorded",
         "client_time": time,
-        "actor": {"kind": "service", "id": "scorer"},
         "subject": {"kind": "inference", "id": request},
         "related": [{"kind": "deployment", "id": deployment, "rel": "served_by"}],
         "body": {"version_hash": hash, "latency_ms": 12, "decision": "allow"},

@@ -149,11 +149,27 @@ pub struct PackQuery {
 }
 
 /// A connection to one custody server. Cheap to clone; clones share a connection pool.
-#[derive(Debug, Clone)]
+/// Its `Debug` never shows the token.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<std::sync::Arc<str>>,
+    purpose: Option<String>,
 }
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("purpose", &self.purpose)
+            .finish()
+    }
+}
+
+/// The header that carries the reason for a read into the access log.
+pub const PURPOSE_HEADER: &str = "Custody-Purpose";
 
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8443`).
@@ -168,7 +184,22 @@ impl Client {
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             http,
+            token: None,
+            purpose: None,
         })
+    }
+
+    /// The same client, authenticating with `token` (`cst_...`).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.trim().into());
+        self
+    }
+
+    /// The same client, sending `purpose` as the reason for its reads (recorded in the
+    /// tenant's access log; payloads are returned only with a purpose).
+    pub fn with_purpose(mut self, purpose: Option<String>) -> Self {
+        self.purpose = purpose;
+        self
     }
 
     /// The server's base URL.
@@ -180,7 +211,13 @@ impl Client {
         format!("{}/v1/tenants/{tenant}/logs/{log}{rest}", self.base)
     }
 
-    async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> ClientResult<Response> {
+    async fn send(&self, url: &str, mut req: reqwest::RequestBuilder) -> ClientResult<Response> {
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(p) = &self.purpose {
+            req = req.header(PURPOSE_HEADER, p);
+        }
         let resp = req.send().await.map_err(|e| ClientError::Transport {
             url: url.into(),
             message: e.to_string(),
@@ -515,5 +552,57 @@ impl Client {
             params.push(("inferences", n.to_string()));
         }
         self.json(&url, self.http.get(&url).query(&params)).await
+    }
+
+    /// `GET /v1/whoami`.
+    pub async fn whoami(&self) -> ClientResult<api::WhoAmI> {
+        let url = format!("{}/v1/whoami", self.base);
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// `POST /v1/tenants/{tenant}/principals`: the principal and its first token.
+    pub async fn create_principal(
+        &self,
+        tenant: &str,
+        req: &api::CreatePrincipal,
+    ) -> ClientResult<api::CreatedPrincipal> {
+        let url = format!("{}/v1/tenants/{tenant}/principals", self.base);
+        self.json(&url, self.http.post(&url).json(req)).await
+    }
+
+    /// `GET /v1/tenants/{tenant}/principals`.
+    pub async fn principals(&self, tenant: &str) -> ClientResult<api::PrincipalList> {
+        let url = format!("{}/v1/tenants/{tenant}/principals", self.base);
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// `POST .../principals/{principal}/tokens`.
+    pub async fn issue_token(
+        &self,
+        tenant: &str,
+        principal: &str,
+        expires_in_days: Option<u32>,
+    ) -> ClientResult<api::IssuedToken> {
+        let url = format!(
+            "{}/v1/tenants/{tenant}/principals/{principal}/tokens",
+            self.base
+        );
+        let body = api::IssueToken { expires_in_days };
+        self.json(&url, self.http.post(&url).json(&body)).await
+    }
+
+    /// `GET .../principals/{principal}/tokens`.
+    pub async fn tokens(&self, tenant: &str, principal: &str) -> ClientResult<api::TokenList> {
+        let url = format!(
+            "{}/v1/tenants/{tenant}/principals/{principal}/tokens",
+            self.base
+        );
+        self.json(&url, self.http.get(&url)).await
+    }
+
+    /// `DELETE /v1/tenants/{tenant}/tokens/{token}`.
+    pub async fn revoke_token(&self, tenant: &str, token_id: &str) -> ClientResult<api::TokenInfo> {
+        let url = format!("{}/v1/tenants/{tenant}/tokens/{token_id}", self.base);
+        self.json(&url, self.http.delete(&url)).await
     }
 }

@@ -51,10 +51,13 @@ pub const CUSTODY_NAMESPACES: &[&str] = &[
     "model_card",
     "model_version",
     "policy",
+    "principal",
     "promotion",
+    "retention",
     "retirement",
     "rollback",
     "security",
+    "token",
     "training_run",
 ];
 
@@ -362,6 +365,17 @@ pub enum ActorKind {
     Service,
     /// custody itself.
     System,
+}
+
+impl ActorKind {
+    /// The kind's name in an envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Service => "service",
+            ActorKind::System => "system",
+        }
+    }
 }
 
 /// The principal behind an entry. `id` is custody's opaque principal id, never a name or

@@ -102,7 +102,7 @@ pub const SERVER_ONLY_TYPES: &[&str] = &[
 ];
 
 /// Namespaces only custody writes.
-pub const SERVER_ONLY_NAMESPACES: &[&str] = &["security", "entry"];
+pub const SERVER_ONLY_NAMESPACES: &[&str] = &["security", "entry", "access", "principal", "token"];
 
 /// Namespaces whose every type custody defines, so an unknown verb there is an error.
 const TYPED_NAMESPACES: &[&str] = &[

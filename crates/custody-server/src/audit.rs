@@ -1,15 +1,16 @@
 //! Handlers for audit questions: trace, served, history, admit and evidence packs. Each answer
 //! carries its entries with inclusion proofs against one signed checkpoint per log.
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::{Extension, Json};
 use custody_api::evidence as ev;
 use custody_core::envelope::LogName;
 use custody_governance::{PackScope, TraceDirection, TraceStart, parse_time};
-use custody_store::LedgerWriter;
 
+use crate::access::{Read, record_read};
+use crate::auth::Caller;
 use crate::routes::{ApiResult, number, query, tenant_name};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Backend};
 
 fn digest_param(name: &str, v: &str) -> ApiResult<String> {
     let ok = custody_core::commitment::parse_sha256(v).is_some();
@@ -87,8 +88,9 @@ fn start_param(q: &std::collections::HashMap<String, String>) -> ApiResult<Trace
         ("direction" = Option<String>, Query, description = "backward (default) or forward"),
         ("limit" = Option<u32>, Query, description = "Forward: most inferences to include (default 100)")),
     responses((status = 200, body = ev::TraceAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
-pub(crate) async fn trace<S: LedgerWriter + Clone>(
+pub(crate) async fn trace<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ev::TraceAnswer>> {
@@ -117,11 +119,13 @@ pub(crate) async fn trace<S: LedgerWriter + Clone>(
         }
     };
     let limit = number(&q, "limit")?.unwrap_or(100).min(10_000) as u32;
-    Ok(Json(
-        st.governance
-            .trace(&tenant, &start, direction, limit)
-            .await?,
-    ))
+    let answer = st
+        .governance
+        .trace(&tenant, &start, direction, limit)
+        .await?;
+    let read = start_read(&start).query(&q).proven(&answer.proven);
+    record_read(&st, &caller, &tenant, read).await?;
+    Ok(Json(answer))
 }
 
 /// What served in an environment at a time (default now): the promotion, rollback or
@@ -131,8 +135,9 @@ pub(crate) async fn trace<S: LedgerWriter + Clone>(
         ("env" = String, Query, description = "Environment, e.g. production"),
         ("at" = Option<String>, Query, description = "RFC 3339 time (default: now)")),
     responses((status = 200, body = ev::ServedAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
-pub(crate) async fn served<S: LedgerWriter + Clone>(
+pub(crate) async fn served<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ev::ServedAnswer>> {
@@ -143,7 +148,12 @@ pub(crate) async fn served<S: LedgerWriter + Clone>(
         Some(t) => parse_time("at", t).map_err(ApiError::validation)?,
         None => (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64,
     };
-    Ok(Json(st.governance.served(&tenant, &env, at).await?))
+    let answer = st.governance.served(&tenant, &env, at).await?;
+    let read = Read::about("environment", env)
+        .query(&q)
+        .proven(&answer.proven);
+    record_read(&st, &caller, &tenant, read).await?;
+    Ok(Json(answer))
 }
 
 /// The full record of a model version: registration, cards, approvals, promotions,
@@ -151,15 +161,19 @@ pub(crate) async fn served<S: LedgerWriter + Clone>(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/models/{version_hash}/history",
     params(("tenant" = String, Path), ("version_hash" = String, Path, description = "sha256:<hex>")),
     responses((status = 200, body = ev::HistoryAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
-pub(crate) async fn history<S: LedgerWriter + Clone>(
+pub(crate) async fn history<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, hash)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ev::HistoryAnswer>> {
     let tenant = tenant_name(&tenant)?;
     query(raw, &[])?;
     let hash = digest_param("version_hash", &hash)?;
-    Ok(Json(st.governance.history(&tenant, &hash).await?))
+    let answer = st.governance.history(&tenant, &hash).await?;
+    let read = Read::about("model_version", hash).proven(&answer.proven);
+    record_read(&st, &caller, &tenant, read).await?;
+    Ok(Json(answer))
 }
 
 /// The serving gate: may these weights serve in this environment now? `admitted` is true only
@@ -170,8 +184,9 @@ pub(crate) async fn history<S: LedgerWriter + Clone>(
         ("digest" = String, Query, description = "Version hash of the weights (sha256:<hex>)"),
         ("env" = String, Query, description = "Environment")),
     responses((status = 200, body = ev::AdmitAnswer), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
-pub(crate) async fn admit<S: LedgerWriter + Clone>(
+pub(crate) async fn admit<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ev::AdmitAnswer>> {
@@ -187,7 +202,12 @@ pub(crate) async fn admit<S: LedgerWriter + Clone>(
         }
     };
     let env = env_param(q.get("env"))?;
-    Ok(Json(st.governance.admit(&tenant, &digest, &env).await?))
+    let answer = st.governance.admit(&tenant, &digest, &env).await?;
+    let read = Read::about("model_version", digest)
+        .query(&q)
+        .proven(&answer.proven);
+    record_read(&st, &caller, &tenant, read).await?;
+    Ok(Json(answer))
 }
 
 /// An evidence pack: entries with payloads, proofs, checkpoints, verifier keys and approver
@@ -202,8 +222,9 @@ pub(crate) async fn admit<S: LedgerWriter + Clone>(
         ("until" = Option<String>, Query, description = "Window end (RFC 3339)"),
         ("inferences" = Option<u32>, Query, description = "Window: most inference records to include (default 1000)")),
     responses((status = 200, body = ev::EvidencePack), (status = 400, body = custody_api::Problem), (status = 404, body = custody_api::Problem)))]
-pub(crate) async fn evidence<S: LedgerWriter + Clone>(
+pub(crate) async fn evidence<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ev::EvidencePack>> {
@@ -219,6 +240,12 @@ pub(crate) async fn evidence<S: LedgerWriter + Clone>(
             "inferences",
         ],
     )?;
+    if caller.purpose.is_none() {
+        return Err(ApiError::field(
+            "purpose",
+            "is required for an evidence pack, which carries payloads: send the Custody-Purpose header or purpose=, e.g. purpose=regulator-request-2026-117",
+        ));
+    }
     let inferences = number(&q, "inferences")?.unwrap_or(1000).min(100_000) as u32;
     let scope = match (
         q.get("model"),
@@ -248,5 +275,35 @@ pub(crate) async fn evidence<S: LedgerWriter + Clone>(
             ));
         }
     };
-    Ok(Json(st.governance.pack(&tenant, &scope, inferences).await?))
+    let subject = match &scope {
+        PackScope::Model(m) => Read::about("model_version", m.clone()),
+        PackScope::Inference(start) => start_read(start),
+        PackScope::Window(..) => Read::about(
+            "window",
+            format!(
+                "{}/{}",
+                q.get("since").map(String::as_str).unwrap_or(""),
+                q.get("until").map(String::as_str).unwrap_or("")
+            ),
+        ),
+    };
+    let answer = st.governance.pack(&tenant, &scope, inferences).await?;
+    record_read(
+        &st,
+        &caller,
+        &tenant,
+        subject.query(&q).proven(&answer.proven),
+    )
+    .await?;
+    Ok(Json(answer))
+}
+
+/// The access-log subject of a trace or pack start.
+fn start_read(start: &TraceStart) -> Read {
+    match start {
+        TraceStart::Id(id) => Read::about("entry", id.to_string()),
+        TraceStart::Request(r) => Read::about("inference", r.clone()),
+        TraceStart::Subject(s) => Read::about("subject", s.clone()),
+        TraceStart::Entry(log, index) => Read::about("log_index", format!("{log}/{index}")),
+    }
 }

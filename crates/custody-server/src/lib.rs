@@ -8,20 +8,33 @@
 //! their own inputs so that malformed JSON, a wrong content type or an oversize body all get a
 //! precise problem rather than a framework default, and none of them writes anything.
 
+mod access;
 mod audit;
+mod auth;
+mod principals;
 mod problem;
 mod routes;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use custody_auth::Auth;
 use custody_governance::Governance;
 use custody_ledger::Ledger;
-use custody_store::LedgerWriter;
+use custody_store::{AuthStore, LedgerWriter};
 use tokio::net::TcpListener;
 
+pub use access::{ACCESS_DENIED, ACCESS_READ};
+pub use auth::{Caller, PURPOSE_HEADER};
+pub use principals::{PRINCIPAL_CREATED, TOKEN_ISSUED, TOKEN_REVOKED};
 pub use problem::ApiError;
 pub use routes::{MAX_BODY_BYTES, openapi, router};
+
+/// What a storage backend must provide to serve the API: the ledger and the principals.
+pub trait Backend: LedgerWriter + AuthStore + Clone {}
+
+impl<S: LedgerWriter + AuthStore + Clone> Backend for S {}
 
 /// State shared by every handler.
 pub struct AppState<S> {
@@ -29,13 +42,16 @@ pub struct AppState<S> {
     pub ledger: Arc<Ledger<S>>,
     /// The evidence service: every write, and the audit answers.
     pub governance: Arc<Governance<S>>,
+    /// Principals and tokens.
+    pub auth: Arc<Auth<S>>,
 }
 
-impl<S: LedgerWriter + Clone> AppState<S> {
+impl<S: Backend> AppState<S> {
     /// State over a ledger.
     pub fn new(ledger: Arc<Ledger<S>>) -> Self {
         Self {
             governance: Arc::new(Governance::new(ledger.clone())),
+            auth: Arc::new(Auth::new(ledger.store().clone())),
             ledger,
         }
     }
@@ -46,6 +62,7 @@ impl<S> Clone for AppState<S> {
         Self {
             ledger: self.ledger.clone(),
             governance: self.governance.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -53,15 +70,18 @@ impl<S> Clone for AppState<S> {
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests
 /// and drains the sequencers, so every write that was acknowledged stays acknowledged and every
 /// write in progress is either committed and acknowledged or never acknowledged.
-pub async fn serve<S: LedgerWriter + Clone>(
+pub async fn serve<S: Backend>(
     listener: TcpListener,
     ledger: Arc<Ledger<S>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(AppState::new(ledger.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     ledger.shutdown().await;
     Ok(())
 }

@@ -106,6 +106,26 @@ impl ApiError {
         )
     }
 
+    /// 401: no valid token.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            detail.into(),
+        )
+    }
+
+    /// 403: authenticated, but not allowed.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            detail.into(),
+        )
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(
@@ -136,6 +156,12 @@ impl ApiError {
                 "Content-Type {got:?} is not accepted: send application/json (one entry or an array) or application/x-ndjson"
             ),
         )
+    }
+}
+
+impl From<custody_store::StoreError> for ApiError {
+    fn from(e: custody_store::StoreError) -> Self {
+        LedgerError::from(e).into()
     }
 }
 

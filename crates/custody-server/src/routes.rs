@@ -7,16 +7,18 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use custody_api as api;
 use custody_core::envelope::{EntryInput, LogName, TenantName, Timestamp};
 use custody_core::jcs;
 use custody_ledger::{AppendOutcome, EntryView, LogInfo};
-use custody_store::{EntryFilter, LedgerWriter, LogKey};
+use custody_store::{EntryFilter, LogKey};
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::{ApiError, AppState};
+use crate::access::{Read, record_read};
+use crate::auth::Caller;
+use crate::{ApiError, AppState, Backend};
 
 /// Largest request body: a JSON array or NDJSON stream of entries. Each envelope is further
 /// limited to 65,535 canonical bytes.
@@ -28,11 +30,12 @@ pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The router with every route, for any storage backend.
-pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
+pub fn router<S: Backend>(state: AppState<S>) -> Router {
     let log = "/v1/tenants/{tenant}/logs/{log}";
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/whoami", get(crate::principals::whoami))
         .route(
             "/v1/tenants",
             get(list_tenants::<S>).post(create_tenant::<S>),
@@ -66,6 +69,23 @@ pub fn router<S: LedgerWriter + Clone>(state: AppState<S>) -> Router {
             "/v1/tenants/{tenant}/evidence",
             get(crate::audit::evidence::<S>),
         )
+        .route(
+            "/v1/tenants/{tenant}/principals",
+            get(crate::principals::list_principals::<S>)
+                .post(crate::principals::create_principal::<S>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/principals/{principal}/tokens",
+            get(crate::principals::list_tokens::<S>).post(crate::principals::issue_token::<S>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{token}",
+            axum::routing::delete(crate::principals::revoke_token::<S>),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize::<S>,
+        ))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(axum::middleware::map_response(
@@ -88,6 +108,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     paths(
         healthz,
         openapi_json,
+        crate::principals::whoami,
         create_tenant,
         list_tenants,
         list_logs,
@@ -104,7 +125,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         crate::audit::served,
         crate::audit::history,
         crate::audit::admit,
-        crate::audit::evidence
+        crate::audit::evidence,
+        crate::principals::create_principal,
+        crate::principals::list_principals,
+        crate::principals::issue_token,
+        crate::principals::list_tokens,
+        crate::principals::revoke_token
     ),
     components(schemas(
         api::Problem,
@@ -138,10 +164,45 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         api::evidence::AdmitAnswer,
         api::evidence::SecurityNotice,
         api::evidence::EvidencePack,
-        api::evidence::ApproverKeyView
-    ))
+        api::evidence::ApproverKeyView,
+        api::CreatePrincipal,
+        api::CreatedPrincipal,
+        api::PrincipalInfo,
+        api::PrincipalList,
+        api::IssueToken,
+        api::IssuedToken,
+        api::TokenInfo,
+        api::TokenList,
+        api::WhoAmI
+    )),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Declares the bearer-token scheme every non-public route uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token, cst_<id>_<secret>; see docs/ACCESS.md for which roles each route needs",
+                    ))
+                    .build(),
+            ),
+        );
+        doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
 
 /// This document: the OpenAPI 3 description of every route, generated from the code.
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
@@ -182,7 +243,7 @@ fn describe(info: &LogInfo) -> api::LogDescription {
 }
 
 /// Reads a body up to `limit`, answering 413 beyond it.
-async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit))
@@ -210,6 +271,10 @@ pub(crate) fn query(raw: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<
         .map_err(|e| ApiError::field("query", format!("malformed query string: {e}")))?;
     let mut out = HashMap::new();
     for (k, v) in pairs {
+        // The reason for a read, taken by the access layer for every route.
+        if k == "purpose" {
+            continue;
+        }
         if !allowed.contains(&k.as_str()) {
             let hint = if allowed.is_empty() {
                 "this route takes no query parameters".to_string()
@@ -253,7 +318,7 @@ fn text(body: String) -> Response {
 /// Creates a tenant and its three logs (governance, inference, access), each with a new key.
 #[utoipa::path(post, path = "/v1/tenants", request_body = api::CreateTenant,
     responses((status = 201, body = api::Tenant), (status = 400, body = api::Problem), (status = 409, body = api::Problem)))]
-async fn create_tenant<S: LedgerWriter + Clone>(
+async fn create_tenant<S: Backend>(
     State(st): State<AppState<S>>,
     headers: HeaderMap,
     body: Body,
@@ -298,14 +363,20 @@ async fn create_tenant<S: LedgerWriter + Clone>(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Lists tenants.
+/// Lists the tenants the caller may see: all of them for a server administrator, its own
+/// otherwise.
 #[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = api::TenantList)))]
-async fn list_tenants<S: LedgerWriter + Clone>(
+async fn list_tenants<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<api::TenantList>> {
     let tenants = st.ledger.tenants().await?;
     Ok(Json(api::TenantList {
-        tenants: tenants.into_iter().map(String::from).collect(),
+        tenants: tenants
+            .into_iter()
+            .filter(|t| caller.principal.scope.covers(t.as_str()))
+            .map(String::from)
+            .collect(),
     }))
 }
 
@@ -313,7 +384,7 @@ async fn list_tenants<S: LedgerWriter + Clone>(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/logs",
     params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = api::LogList), (status = 404, body = api::Problem)))]
-async fn list_logs<S: LedgerWriter + Clone>(
+async fn list_logs<S: Backend>(
     State(st): State<AppState<S>>,
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
@@ -341,8 +412,13 @@ fn result(outcome: &AppendOutcome) -> Vec<api::AppendResult> {
         .collect()
 }
 
+fn caller_actor(caller: &Caller) -> Value {
+    serde_json::json!({"kind": caller.principal.kind.as_str(), "id": caller.principal.id})
+}
+
 /// Validates every entry of a request, naming fields by their position when there are many.
-fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
+/// The actor is the caller: filled in when absent, refused when it names someone else.
+fn inputs(values: Vec<Value>, many: bool, caller: &Caller) -> ApiResult<Vec<EntryInput>> {
     if values.is_empty() {
         return Err(ApiError::field("", "no entries: send at least one"));
     }
@@ -352,12 +428,31 @@ fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
             format!("at most {MAX_ENTRIES_PER_REQUEST} entries per request; split the upload"),
         ));
     }
+    let me = caller_actor(caller);
     let mut out = Vec::with_capacity(values.len());
     let mut errors = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        match EntryInput::from_json(v) {
+    for (i, mut v) in values.into_iter().enumerate() {
+        let at = |e: custody_core::envelope::ValidationError| if many { e.at_item(i) } else { e };
+        if let Value::Object(o) = &mut v
+            && !o.contains_key("actor")
+        {
+            o.insert("actor".into(), me.clone());
+        }
+        match EntryInput::from_json(&v) {
+            Ok(input)
+                if input.actor.id != caller.principal.id
+                    || input.actor.kind.as_str() != caller.principal.kind.as_str() =>
+            {
+                errors.extend(
+                    at(custody_core::envelope::ValidationError::one(
+                        "actor",
+                        format!("must be the caller, {me}: omit actor and custody fills it in"),
+                    ))
+                    .errors,
+                );
+            }
             Ok(input) => out.push(input),
-            Err(e) => errors.extend(if many { e.at_item(i) } else { e }.errors),
+            Err(e) => errors.extend(at(e).errors),
         }
     }
     if errors.is_empty() {
@@ -367,6 +462,62 @@ fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
             custody_core::envelope::ValidationError { errors },
         ))
     }
+}
+
+/// Refuses entries whose type needs a role the caller lacks, and approver keys registered for
+/// someone who is not an approver of the tenant.
+async fn check_entry_roles<S: Backend>(
+    st: &AppState<S>,
+    caller: &Caller,
+    tenant: &TenantName,
+    inputs: &[EntryInput],
+) -> ApiResult<()> {
+    use custody_auth::Gate;
+    let many = inputs.len() > 1;
+    for (i, input) in inputs.iter().enumerate() {
+        let action = custody_auth::entry_action(&input.entry_type);
+        if let Gate::Roles(roles) = action.gate()
+            && !caller.principal.may(tenant.as_str(), roles)
+        {
+            let at = if many {
+                format!("[{i}] ")
+            } else {
+                String::new()
+            };
+            return Err(ApiError::forbidden(format!(
+                "{at}{} entries need the role {}; this principal has {}",
+                input.entry_type,
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                caller.principal.roles.to_csv()
+            )));
+        }
+        if input.entry_type == "approver_key.registered" {
+            let approver = &input.subject.id;
+            let is_approver = st
+                .auth
+                .principal_in(tenant.as_str(), approver)
+                .await
+                .is_ok_and(|p| p.roles.has(custody_auth::Role::Approver));
+            if !is_approver {
+                let field = if many {
+                    format!("[{i}].subject.id")
+                } else {
+                    "subject.id".into()
+                };
+                return Err(ApiError::field(
+                    &field,
+                    format!(
+                        "{approver:?} is not a principal of tenant {tenant} with the approver role: create one with `custody principal create --role approver` and register the key for its id"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Appends one entry (a JSON object), several atomically (a JSON array), or a bulk NDJSON
@@ -382,13 +533,19 @@ fn inputs(values: &[Value], many: bool) -> ApiResult<Vec<EntryInput>> {
         (status = 409, description = "An id was reused with different content", body = api::Problem),
         (status = 413, body = api::Problem), (status = 415, body = api::Problem),
         (status = 503, body = api::Problem)))]
-async fn append<S: LedgerWriter + Clone>(
+async fn append<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, log)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let key = log_key(&tenant, &log)?;
+    if key.log == LogName::Access {
+        return Err(ApiError::forbidden(
+            "the access log is written by custody only: it records reads and refusals itself",
+        ));
+    }
     let ct = content_type(&headers);
     let (values, single) = match ct.as_str() {
         "application/json" => match parse_json(&read_body(body, MAX_BODY_BYTES).await?)? {
@@ -417,8 +574,8 @@ async fn append<S: LedgerWriter + Clone>(
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
-    let inputs = inputs(&values, !single)?;
-    drop(values);
+    let inputs = inputs(values, !single, &caller)?;
+    check_entry_roles(&st, &caller, &key.tenant, &inputs).await?;
     let ingested = st.governance.append(&key, inputs).await?;
     let outcome = ingested.outcome;
     let mut results = result(&outcome);
@@ -446,9 +603,11 @@ async fn append<S: LedgerWriter + Clone>(
     Ok(resp)
 }
 
-fn record(v: EntryView) -> api::EntryRecord {
+/// An entry as returned; its payload only when the caller gave a purpose.
+fn record(v: EntryView, with_payload: bool) -> api::EntryRecord {
     let commitment = v.envelope.get("payload_commitment").is_some();
     let (payload_status, payload, salt) = match v.payload {
+        Some(_) if !with_payload => (api::PayloadStatus::Withheld, None, None),
         Some((p, s)) => (api::PayloadStatus::Present, Some(p), Some(s.to_hex())),
         None if commitment => (api::PayloadStatus::Erased, None, None),
         None => (api::PayloadStatus::None, None, None),
@@ -463,7 +622,8 @@ fn record(v: EntryView) -> api::EntryRecord {
     }
 }
 
-/// Lists entries matching every given filter, in index order, one page at a time.
+/// Lists entries matching every given filter, in index order, one page at a time. Payloads
+/// are included only when a purpose is given.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/entries",
     params(("tenant" = String, Path), ("log" = String, Path),
         ("type" = Option<String>, Query, description = "Exact entry type"),
@@ -475,8 +635,9 @@ fn record(v: EntryView) -> api::EntryRecord {
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 100)")),
     responses((status = 200, body = api::EntryList), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-async fn list_entries<S: LedgerWriter + Clone>(
+async fn list_entries<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, log)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<api::EntryList>> {
@@ -518,33 +679,56 @@ async fn list_entries<S: LedgerWriter + Clone>(
         limit,
     };
     let page = st.ledger.list(&key, filter).await?;
+    let entries: Vec<api::EntryRecord> = page
+        .entries
+        .into_iter()
+        .map(|v| record(v, caller.purpose.is_some()))
+        .collect();
+    let read = Read::about("log", key.log.as_str())
+        .query(&q)
+        .entries(key.log, &entries);
+    record_read(&st, &caller, &key.tenant, read).await?;
     Ok(Json(api::EntryList {
-        entries: page.entries.into_iter().map(record).collect(),
+        entries,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
         checkpoint_size: page.checkpoint_size,
     }))
 }
 
-/// One entry: envelope, leaf hash, and payload with salt when present.
+/// One entry: envelope, leaf hash, and payload with salt when present and a purpose is given
+/// (`Custody-Purpose` header or `purpose` parameter); without a purpose the payload is
+/// `withheld`.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/entries/{index}",
     params(("tenant" = String, Path), ("log" = String, Path), ("index" = u64, Path)),
     responses((status = 200, body = api::EntryRecord), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-async fn get_entry<S: LedgerWriter + Clone>(
+async fn get_entry<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, log, index)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<api::EntryRecord>> {
     query(raw, &[])?;
     let key = log_key(&tenant, &log)?;
     let index = index_param(&index)?;
-    Ok(Json(record(st.ledger.entry(&key, index).await?)))
+    let entry = record(
+        st.ledger.entry(&key, index).await?,
+        caller.purpose.is_some(),
+    );
+    let id = entry
+        .envelope
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let read = Read::about("entry", id).entries(key.log, std::slice::from_ref(&entry));
+    record_read(&st, &caller, &key.tenant, read).await?;
+    Ok(Json(entry))
 }
 
 /// The C2SP tlog-proof of one entry: index, inclusion path and the latest signed checkpoint.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/entries/{index}/tlog-proof",
     params(("tenant" = String, Path), ("log" = String, Path), ("index" = u64, Path)),
     responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
-async fn tlog_proof<S: LedgerWriter + Clone>(
+async fn tlog_proof<S: Backend>(
     State(st): State<AppState<S>>,
     Path((tenant, log, index)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
@@ -559,7 +743,7 @@ async fn tlog_proof<S: LedgerWriter + Clone>(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/checkpoint",
     params(("tenant" = String, Path), ("log" = String, Path)),
     responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
-async fn checkpoint<S: LedgerWriter + Clone>(
+async fn checkpoint<S: Backend>(
     State(st): State<AppState<S>>,
     Path((tenant, log)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
@@ -577,7 +761,7 @@ async fn checkpoint<S: LedgerWriter + Clone>(
     params(("tenant" = String, Path), ("log" = String, Path),
         ("index" = u64, Query), ("size" = Option<u64>, Query)),
     responses((status = 200, body = api::InclusionProof), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-async fn inclusion<S: LedgerWriter + Clone>(
+async fn inclusion<S: Backend>(
     State(st): State<AppState<S>>,
     Path((tenant, log)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
@@ -603,7 +787,7 @@ async fn inclusion<S: LedgerWriter + Clone>(
     params(("tenant" = String, Path), ("log" = String, Path),
         ("from" = u64, Query), ("to" = u64, Query)),
     responses((status = 200, body = api::ConsistencyProof), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-async fn consistency<S: LedgerWriter + Clone>(
+async fn consistency<S: Backend>(
     State(st): State<AppState<S>>,
     Path((tenant, log)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
@@ -626,7 +810,7 @@ async fn consistency<S: LedgerWriter + Clone>(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/logs/{log}/vkey",
     params(("tenant" = String, Path), ("log" = String, Path)),
     responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
-async fn vkey<S: LedgerWriter + Clone>(
+async fn vkey<S: Backend>(
     State(st): State<AppState<S>>,
     Path((tenant, log)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
@@ -645,8 +829,9 @@ pub const MAX_EXPORT_PAGE: u64 = 10_000;
     params(("tenant" = String, Path), ("log" = String, Path),
         ("from" = u64, Query), ("to" = u64, Query)),
     responses((status = 200, content_type = "application/x-ndjson", body = api::ExportedLeaf), (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-async fn export<S: LedgerWriter + Clone>(
+async fn export<S: Backend>(
     State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
     Path((tenant, log)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -671,6 +856,18 @@ async fn export<S: LedgerWriter + Clone>(
         ));
     }
     let entries = st.ledger.export(&key, from, to).await?;
+    let mut read = Read::about("log", key.log.as_str()).query(&q);
+    read.returned = entries
+        .iter()
+        .map(|e| {
+            (
+                key.log.as_str().to_owned(),
+                e.id.to_string(),
+                e.leaf_hash.to_hex(),
+            )
+        })
+        .collect();
+    record_read(&st, &caller, &key.tenant, read).await?;
     let mut out = Vec::with_capacity(entries.len() * 512);
     for e in entries {
         let line = api::ExportedLeaf {

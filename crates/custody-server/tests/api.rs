@@ -15,7 +15,7 @@ use base64ct::{Base64, Encoding};
 use common::rfc9162::{self, H};
 use common::{
     Reply, SERVER_NAME, TestServer, assert_field, assert_problem, assert_server_time, entry,
-    hash_b64, hash_hex, hex, jcs, send, start, unhex,
+    entry_by, hash_b64, hash_hex, hex, jcs, send, start, unhex,
 };
 use custody_api as api;
 use custody_client::ListQuery;
@@ -370,18 +370,17 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
     let mut results: Vec<api::AppendResult> = Vec::new();
     let singles = [
         {
-            let mut e = entry("x.ml.model_registered", "svc-train", "mv-1");
+            let mut e = entry("x.ml.model_registered", "mv-1");
             e["client_time"] = json!("2026-01-31T12:00:00Z");
             e["related"] = json!([{ "kind": "x_dataset", "id": "ds-1", "rel": "trained_on" }]);
             e
         },
         {
-            let mut e = entry("x.ml.approval_granted", "usr-7f3a", "mv-1");
-            e["actor"]["kind"] = json!("user");
+            let mut e = entry("x.ml.approval_granted", "mv-1");
             e["context"] = json!({ "purpose": "quarterly review", "auth_method": "oidc", "request_id": "req-1" });
             e
         },
-        entry("x.team.note", "svc-notes", "mv-1"),
+        entry("x.team.note", "mv-1"),
     ];
     for e in singles {
         let res = append_one(&s, "acme", GOV, &e).await;
@@ -405,7 +404,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
 
     // A JSON array, atomically.
     let batch: Vec<Value> = (0..3)
-        .map(|i| entry("artifact.registered", "svc-ci", &format!("art-{i}")))
+        .map(|i| entry("artifact.registered", &format!("art-{i}")))
         .collect();
     let r = s
         .post_json(&append_url(&s, "acme", GOV), &Value::Array(batch.clone()))
@@ -431,7 +430,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
 
     // NDJSON, with a blank line and a CRLF line ending.
     let lines: Vec<Value> = (0..3)
-        .map(|i| entry("x.ml.dataset_registered", "svc-etl", &format!("ds-{i}")))
+        .map(|i| entry("x.ml.dataset_registered", &format!("ds-{i}")))
         .collect();
     let body = format!("{}\r\n\n{}\n{}\n", lines[0], lines[1], lines[2]);
     let r = s
@@ -452,17 +451,17 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
     results.extend(nd.results);
 
     // The typed client's three append forms.
-    let e = entry("model.created", "svc-reg", "m-1");
+    let e = entry("model.created", "m-1");
     let one = s.client.append("acme", GOV, &e).await.unwrap();
     assert_eq!(one.index, 9);
     submitted.push(e);
     results.push(one);
-    let arr = vec![entry("x.ml.policy_noted", "svc-pol", "p-1")];
+    let arr = vec![entry("x.ml.policy_noted", "p-1")];
     let two = s.client.append_all("acme", GOV, &arr).await.unwrap();
     assert_eq!(two.results[0].index, 10);
     submitted.extend(arr);
     results.extend(two.results);
-    let e = entry("key.rotated", "svc-kms", "k-1");
+    let e = entry("key.rotated", "k-1");
     let three = s
         .client
         .append_ndjson("acme", GOV, format!("{e}\n").into_bytes())
@@ -520,9 +519,13 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
         assert_eq!(env["tenant"], json!("acme"));
         assert_eq!(env["log"], json!(GOV));
         assert_server_time(env["time"].as_str().unwrap());
+        assert_eq!(
+            env["actor"],
+            json!({"kind": "service", "id": s.principal}),
+            "custody fills in the caller"
+        );
         for k in [
             "type",
-            "actor",
             "subject",
             "body",
             "client_time",
@@ -605,7 +608,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
 
     // Append more (to a power-of-two size), then checkpoint B and consistency proofs.
     let more: Vec<Value> = (0..(16 - n_a))
-        .map(|i| entry("x.ml.run_completed", "svc-train", &format!("run-{i}")))
+        .map(|i| entry("x.ml.run_completed", &format!("run-{i}")))
         .collect();
     let done = s.client.append_all("acme", GOV, &more).await.unwrap();
     assert_eq!(done.checkpoint_size, 16);
@@ -688,7 +691,7 @@ async fn payloads_are_committed_with_a_fresh_salt_and_never_logged() {
     s.create_tenant("pay").await;
     let url = append_url(&s, "pay", "inference");
     // Keys out of canonical order: the commitment is over the JCS form.
-    let raw = r#"{"type":"x.ml.prediction","actor":{"kind":"service","id":"svc-serve"},"subject":{"kind":"model_version","id":"sha256:ab"},"body":{},"payload":{"b":"x","a":1}}"#;
+    let raw = r#"{"type":"x.ml.prediction","subject":{"kind":"model_version","id":"sha256:ab"},"body":{},"payload":{"b":"x","a":1}}"#;
     let first = s.post(&url, "application/json", raw).await;
     assert_eq!(first.status, 201, "{}", first.text());
     let personal = json!({
@@ -697,18 +700,14 @@ async fn payloads_are_committed_with_a_fresh_salt_and_never_logged() {
         "input": "is this transaction fraudulent?",
         "scores": [1, 2, 3],
     });
-    let mut e = entry("x.ml.prediction", "svc-serve", "sha256:ab");
+    let mut e = entry("x.ml.prediction", "sha256:ab");
     e["payload"] = personal.clone();
     let second = s.client.append("pay", "inference", &e).await.unwrap();
     let again = s.post(&url, "application/json", raw).await;
     assert_eq!(again.status, 201);
     let plain = s
         .client
-        .append(
-            "pay",
-            "inference",
-            &entry("x.ml.prediction", "svc-serve", "sha256:ab"),
-        )
+        .append("pay", "inference", &entry("x.ml.prediction", "sha256:ab"))
         .await
         .unwrap();
     assert_eq!((second.index, plain.index), (1, 3));
@@ -807,12 +806,12 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
     s.create_tenant("idem").await;
     let url = append_url(&s, "idem", GOV);
     s.client
-        .append("idem", GOV, &entry("model.created", "svc-a", "m-0"))
+        .append("idem", GOV, &entry("model.created", "m-0"))
         .await
         .unwrap();
 
     let id = Uuid::now_v7().to_string();
-    let mut e = entry("x.ml.model_registered", "svc-a", "mv-1");
+    let mut e = entry("x.ml.model_registered", "mv-1");
     e["id"] = json!(id);
     e["payload"] = json!({ "note": "personal" });
     let first = append_one(&s, "idem", GOV, &e).await;
@@ -842,7 +841,7 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
     changed["payload"] = json!({ "note": "other" });
     assert_problem(&s.post_json(&url, &changed).await, 409);
     // ... and inside an array with new entries: the whole array is refused.
-    let fresh = entry("x.team.event", "svc-a", "s-9");
+    let fresh = entry("x.team.event", "s-9");
     let mut reused = e.clone();
     reused["subject"]["id"] = json!("mv-other");
     assert_problem(&s.post_json(&url, &json!([fresh, reused])).await, 409);
@@ -850,9 +849,9 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
 
     // The retry of a whole array returns the same indexes.
     let (id_a, id_b) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
-    let mut a = entry("x.team.event", "svc-a", "s-1");
+    let mut a = entry("x.team.event", "s-1");
     a["id"] = json!(id_a);
-    let mut b = entry("x.team.event", "svc-a", "s-2");
+    let mut b = entry("x.team.event", "s-2");
     b["id"] = json!(id_b);
     let arr = vec![a.clone(), b.clone()];
     let one = s.client.append_all("idem", GOV, &arr).await.unwrap();
@@ -867,9 +866,9 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
 
     // One array, one id twice with the same content: one entry, both results point at it.
     let id_c = Uuid::now_v7().to_string();
-    let mut c = entry("x.team.event", "svc-a", "s-3");
+    let mut c = entry("x.team.event", "s-3");
     c["id"] = json!(id_c);
-    let other = entry("x.team.event", "svc-a", "s-4");
+    let other = entry("x.team.event", "s-4");
     let dup = s
         .client
         .append_all("idem", GOV, &[c.clone(), other, c.clone()])
@@ -886,11 +885,11 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
 
     // One array, one id twice with different content: 409 and nothing written.
     let id_d = Uuid::now_v7().to_string();
-    let mut d1 = entry("x.team.event", "svc-a", "s-5");
+    let mut d1 = entry("x.team.event", "s-5");
     d1["id"] = json!(id_d);
     let mut d2 = d1.clone();
     d2["body"]["n"] = json!(99);
-    let new = entry("x.team.event", "svc-a", "s-6");
+    let new = entry("x.team.event", "s-6");
     assert_problem(&s.post_json(&url, &json!([new, d1, d2])).await, 409);
     assert_eq!(s.size("idem", GOV).await, size + 4);
     let later = s.client.append("idem", GOV, &d1).await.unwrap();
@@ -901,11 +900,11 @@ async fn retries_with_the_same_id_are_idempotent_and_reuse_is_a_conflict() {
     assert_eq!(later.index, size + 4);
 
     // The same id in another log is a different entry.
-    let elsewhere = s.client.append("idem", "access", &e).await.unwrap();
+    let elsewhere = s.client.append("idem", "inference", &e).await.unwrap();
     assert_eq!((elsewhere.index, elsewhere.existing), (0, false));
 
     // Ids must be UUIDv7.
-    let mut v4 = entry("x.team.event", "svc-a", "s-7");
+    let mut v4 = entry("x.team.event", "s-7");
     v4["id"] = json!("550e8400-e29b-41d4-a716-446655440000");
     let p = assert_problem(&s.post_json(&url, &v4).await, 400);
     assert_field(&p, "id");
@@ -920,14 +919,14 @@ async fn arrays_and_ndjson_are_atomic() {
     s.create_tenant("atom").await;
     let url = append_url(&s, "atom", GOV);
     s.client
-        .append("atom", GOV, &entry("model.created", "svc-a", "m-0"))
+        .append("atom", GOV, &entry("model.created", "m-0"))
         .await
         .unwrap();
 
     let mut items: Vec<Value> = (0..4)
-        .map(|i| entry("x.team.event", "svc-a", &format!("s-{i}")))
+        .map(|i| entry("x.team.event", &format!("s-{i}")))
         .collect();
-    items[2]["actor"]["kind"] = json!("robot");
+    items[2]["actor"] = json!({"kind": "robot", "id": "p_harness"});
     let p = assert_problem(&s.post_json(&url, &Value::Array(items.clone())).await, 400);
     assert_eq!(p.problem_type, "https://custody.dev/problems/validation");
     assert_field(&p, "[2].actor.kind");
@@ -936,7 +935,7 @@ async fn arrays_and_ndjson_are_atomic() {
 
     // Every invalid field of every entry, in one answer.
     items[0]["type"] = json!("Model.Registered");
-    items[3]["actor"]["id"] = json!("alice@example.com");
+    items[3]["actor"] = json!({"kind": "service", "id": "alice@example.com"});
     items[3]["surprise"] = json!(true);
     let p = assert_problem(&s.post_json(&url, &Value::Array(items)).await, 400);
     for f in ["[0].type", "[2].actor.kind", "[3].actor.id", "[3].surprise"] {
@@ -945,9 +944,9 @@ async fn arrays_and_ndjson_are_atomic() {
     assert_eq!(p.errors.len(), 4, "{:?}", p.errors);
 
     // An oversize envelope inside an array is named by position.
-    let mut big = entry("x.team.event", "svc-a", "s-big");
+    let mut big = entry("x.team.event", "s-big");
     big["body"]["blob"] = json!("a".repeat(70_000));
-    let ok = entry("x.team.event", "svc-a", "s-ok");
+    let ok = entry("x.team.event", "s-ok");
     let p = assert_problem(&s.post_json(&url, &json!([ok, big])).await, 400);
     assert_field(&p, "[1]");
     assert!(p.errors[0].message.contains("65535"), "{:?}", p.errors);
@@ -960,7 +959,7 @@ async fn arrays_and_ndjson_are_atomic() {
     assert_problem(&s.post_json(&url, &json!("entry")).await, 400);
 
     // NDJSON: a malformed line is named, and nothing before it is written.
-    let good = entry("x.team.event", "svc-a", "s-n");
+    let good = entry("x.team.event", "s-n");
     let body = format!("{good}\n{good}\n{{\"type\": \n{good}\n");
     let r = s.post(&url, "application/x-ndjson", body).await;
     let p = assert_problem(&r, 400);
@@ -971,7 +970,7 @@ async fn arrays_and_ndjson_are_atomic() {
     assert!(p.detail.contains("line 3"), "{}", p.detail);
     // A valid JSON line that is not a valid entry.
     let mut bad = good.clone();
-    bad["actor"]["kind"] = json!("robot");
+    bad["actor"] = json!({"kind": "robot", "id": "p_harness"});
     let body = format!("{good}\n{bad}\n");
     let p = assert_problem(&s.post(&url, "application/x-ndjson", body).await, 400);
     assert_field(&p, "[1].actor.kind");
@@ -1000,16 +999,13 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
     s.create_tenant("acme").await;
     for i in 0..2 {
         s.client
-            .append(
-                "acme",
-                GOV,
-                &entry("model.created", "svc-a", &format!("m-{i}")),
-            )
+            .append("acme", GOV, &entry("model.created", &format!("m-{i}")))
             .await
             .unwrap();
     }
     let url = append_url(&s, "acme", GOV);
-    let valid = entry("x.team.event", "svc-a", "s-1");
+    let mut valid = entry("x.team.event", "s-1");
+    valid["actor"] = json!({"kind": "service", "id": s.principal});
     let body_of = |extra: &str| -> String {
         // A valid entry with `extra` spliced in as the first member.
         format!("{{{extra},{}", &valid.to_string()[1..])
@@ -1206,11 +1202,11 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
             "payload.scores[1]",
         ),
         (
-            valid.to_string().replace("svc-a", "alice@example.com"),
+            valid.to_string().replace("p_harness", "alice@example.com"),
             "actor.id",
         ),
         (
-            valid.to_string().replace("svc-a", "Alice Example"),
+            valid.to_string().replace("p_harness", "Alice Example"),
             "actor.id",
         ),
         (
@@ -1238,7 +1234,11 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
                 .replace(r#""body":{"#, r#""body":{"x":1},"b":{"#),
             "b",
         ),
-        (r#"{"type":"x.team.event"}"#.to_string(), "actor"),
+        (r#"{"type":"x.team.event"}"#.to_string(), "subject"),
+        (
+            valid.to_string().replace("p_harness", "svc-someone-else"),
+            "actor",
+        ),
         (
             valid.to_string().replace(
                 r#""body":{"digest":"sha256:00","n":1,"ok":true}"#,
@@ -1289,12 +1289,12 @@ async fn oversize_bodies_and_envelopes_are_refused() {
     let url = append_url(&s, "big", GOV);
 
     // One envelope over 65,535 canonical bytes.
-    let mut e = entry("x.team.event", "svc-a", "s-1");
+    let mut e = entry("x.team.event", "s-1");
     e["body"]["blob"] = json!("a".repeat(65_600));
     let p = assert_problem(&s.post_json(&url, &e).await, 400);
     assert!(p.detail.contains("65535"), "{}", p.detail);
     // Just under the limit is fine.
-    let mut fits = entry("x.team.event", "svc-a", "s-2");
+    let mut fits = entry("x.team.event", "s-2");
     fits["body"]["blob"] = json!("a".repeat(65_000));
     let ok = s.client.append("big", GOV, &fits).await.unwrap();
     let rec = s.client.entry("big", GOV, ok.index).await.unwrap();
@@ -1344,18 +1344,23 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
         ("x.team.note", "svc-a", "mv-3", &["mv-1"]),
     ];
     for (t, actor, subject, related) in specs {
-        let mut e = entry(t, actor, subject);
+        let mut e = entry_by(t, actor, subject);
         e["related"] = related
             .iter()
             .map(|id| json!({ "kind": "x_dataset", "id": id, "rel": "uses" }))
             .collect();
-        s.client.append("list", GOV, &e).await.unwrap();
+        let r = s
+            .post_json(&s.log_url("list", "inference", "/entries"), &e)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
     }
+    let svc_a = s.actor_id("list", "svc-a").await;
+    let usr_b = s.actor_id("list", "usr-b").await;
     let all = s
         .client
         .list(
             "list",
-            GOV,
+            "inference",
             &ListQuery {
                 limit: Some(1000),
                 ..Default::default()
@@ -1367,7 +1372,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
     assert!(all.next_cursor.is_none());
     assert_eq!(all.entries.len(), 7);
     for (i, rec) in all.entries.iter().enumerate() {
-        let one = s.client.entry("list", GOV, i as u64).await.unwrap();
+        let one = s.client.entry("list", "inference", i as u64).await.unwrap();
         assert_eq!(rec.index, i as u64);
         assert_eq!(
             (&rec.envelope, &rec.leaf_hash),
@@ -1394,8 +1399,8 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
             vec![0, 2, 5],
         ),
         (q(|q, v| q.entry_type = Some(v), "x.none.none"), vec![]),
-        (q(|q, v| q.actor = Some(v), "svc-a"), vec![0, 2, 6]),
-        (q(|q, v| q.actor = Some(v), "usr-b"), vec![1, 4]),
+        (q(|q, v| q.actor = Some(v), &svc_a), vec![0, 2, 6]),
+        (q(|q, v| q.actor = Some(v), &usr_b), vec![1, 4]),
         (q(|q, v| q.subject = Some(v), "mv-1"), vec![0, 1, 3]),
         (q(|q, v| q.related = Some(v), "ds-1"), vec![0, 3]),
         (q(|q, v| q.related = Some(v), "ap-1"), vec![3, 4]),
@@ -1432,7 +1437,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
         ),
         (
             ListQuery {
-                actor: Some("svc-a".into()),
+                actor: Some(svc_a.clone()),
                 since: Some(times[1].clone()),
                 ..Default::default()
             },
@@ -1440,7 +1445,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
         ),
     ];
     for (query, want) in cases {
-        let page = s.client.list("list", GOV, &query).await.unwrap();
+        let page = s.client.list("list", "inference", &query).await.unwrap();
         let got: Vec<u64> = page.entries.iter().map(|r| r.index).collect();
         assert_eq!(got, want, "{query:?}");
         assert!(page.next_cursor.is_none());
@@ -1462,7 +1467,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
                 .client
                 .list(
                     "list",
-                    GOV,
+                    "inference",
                     &ListQuery {
                         entry_type: filter.map(String::from),
                         cursor: cursor.clone(),
@@ -1483,7 +1488,7 @@ async fn listing_filters_narrow_and_cursors_walk_every_entry_once() {
     }
 
     // Bad listing parameters.
-    let base = s.log_url("list", GOV, "/entries");
+    let base = s.log_url("list", "inference", "/entries");
     for (q, field) in [
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
@@ -1533,7 +1538,7 @@ async fn concurrent_appends_get_distinct_indexes_and_valid_proofs() {
     for i in 0..64 {
         let client = s.client.clone();
         tasks.push(tokio::spawn(async move {
-            let e = entry("x.ml.prediction", "svc-serve", &format!("req-{i}"));
+            let e = entry("x.ml.prediction", &format!("req-{i}"));
             client.append("conc", "inference", &e).await
         }));
     }
@@ -1579,7 +1584,7 @@ async fn concurrent_appends_get_distinct_indexes_and_valid_proofs() {
 
     // Racing retries of one id: one entry, every answer points at it, one of them new.
     let id = Uuid::now_v7().to_string();
-    let mut same = entry("x.ml.prediction", "svc-serve", "req-retry");
+    let mut same = entry("x.ml.prediction", "req-retry");
     same["id"] = json!(id);
     let tasks: Vec<_> = (0..16)
         .map(|_| {
@@ -1604,7 +1609,7 @@ async fn concurrent_appends_get_distinct_indexes_and_valid_proofs() {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let client = s.client.clone();
-            let mut e = entry("x.ml.prediction", "svc-serve", &format!("variant-{i}"));
+            let mut e = entry("x.ml.prediction", &format!("variant-{i}"));
             e["id"] = json!(id);
             tokio::spawn(async move { client.append("conc", "inference", &e).await })
         })
@@ -1640,8 +1645,8 @@ async fn graceful_shutdown_keeps_every_acknowledged_append() {
         let tx = tx.clone();
         let signalled = signalled.clone();
         tokio::spawn(async move {
-            let e = entry("access.granted", "svc-gw", &format!("doc-{i}"));
-            let outcome = client.append("shut", "access", &e).await;
+            let e = entry("x.docs.granted", &format!("doc-{i}"));
+            let outcome = client.append("shut", "inference", &e).await;
             let _ = tx.send((outcome, signalled.load(Ordering::SeqCst)));
         });
     }
@@ -1694,7 +1699,7 @@ async fn graceful_shutdown_keeps_every_acknowledged_append() {
         .unwrap();
     let key = LogKey {
         tenant: TenantName::parse("shut").unwrap(),
-        log: LogName::Access,
+        log: LogName::Inference,
     };
     let cp = store.latest_checkpoint(&key).await.unwrap();
     let distinct: BTreeSet<u64> = acked.iter().map(|a| a.index).collect();

@@ -56,6 +56,29 @@ fn entry(t: &str, actor: &str, kind: &str, id: &str, body: Value) -> Value {
     })
 }
 
+/// Everyone who writes in these tests, each a principal of the tenant (see
+/// `TestServer::actor`).
+const CAST: &[&str] = &[
+    "svc-etl",
+    "svc-train",
+    "svc-deploy",
+    "svc-scorer",
+    "usr-admin",
+    "usr-alice",
+    "usr-bob",
+    "usr-carol",
+    "usr-mallory",
+    "usr-eve",
+    "usr-lead",
+    "usr-oncall",
+];
+
+async fn cast(s: &TestServer) {
+    for name in CAST {
+        s.actor(T, name).await;
+    }
+}
+
 async fn post(s: &TestServer, log: &str, e: &Value) -> common::Reply {
     s.post_json(&s.log_url(T, log, "/entries"), e).await
 }
@@ -166,6 +189,7 @@ fn types_of(proven: &api::evidence::Proven) -> HashSet<String> {
 async fn the_evidence_chain_end_to_end() {
     let s = start().await;
     s.create_tenant(T).await;
+    cast(&s).await;
 
     // ---- Dataset versions.
     let d1 = sha(b"loans-2025.parquet");
@@ -421,7 +445,10 @@ async fn the_evidence_chain_end_to_end() {
         .await,
     );
     let recorded = s.client.entry(T, "governance", ok.index).await.unwrap();
-    assert_eq!(recorded.envelope["body"]["approver"], "usr-bob");
+    assert_eq!(
+        recorded.envelope["body"]["approver"],
+        json!(s.actor_id(T, "usr-bob").await)
+    );
     assert_eq!(recorded.envelope["body"]["decision"], "approve");
     assert_eq!(
         recorded.envelope["body"]["key_fingerprint"],
@@ -543,7 +570,12 @@ async fn the_evidence_chain_end_to_end() {
     assert_eq!(admit.status, 200, "{}", admit.text());
     let a: api::evidence::AdmitAnswer = serde_json::from_slice(&admit.body).unwrap();
     assert!(a.admitted, "{:?}", a.missing);
-    assert_eq!(a.approvers, ["usr-bob", "usr-carol"]);
+    let mut expected = [
+        s.actor_id(T, "usr-bob").await,
+        s.actor_id(T, "usr-carol").await,
+    ];
+    expected.sort();
+    assert_eq!(a.approvers, expected, "approvers, sorted by id");
     assert!(verify_proven(&s, &a.proven).await >= 4);
     let no = s
         .get(&s.url(&format!("/v1/tenants/{T}/admit?digest={v3}&env=production")))
@@ -611,12 +643,12 @@ async fn the_evidence_chain_end_to_end() {
     let send = |body: String| {
         let s = &s;
         async move {
+            let lines: Vec<Value> = body
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             let r = s
-                .post(
-                    &s.log_url(T, "inference", "/entries"),
-                    "application/x-ndjson",
-                    body.into_bytes(),
-                )
+                .post_ndjson(&s.log_url(T, "inference", "/entries"), &lines)
                 .await;
             assert_eq!(r.status, 201, "{}", r.text());
             serde_json::from_slice::<api::AppendResults>(&r.body).unwrap()
@@ -927,6 +959,7 @@ async fn approvals_signed_by_pyca_cryptography_are_accepted() {
 
     let s = start().await;
     s.create_tenant(T).await;
+    cast(&s).await;
     let d = sha(b"d");
     created(&post(&s, "governance", &entry("dataset_version.registered", "svc-etl", "dataset_version", &d,
         json!({"name": "d", "version": "1", "uri": "s3://d", "digest": d, "legal_basis": "consent:v1"}))).await);
@@ -1024,7 +1057,10 @@ print(json.dumps(out))
         good["payload"] = made[alg]["envelope"].clone();
         let res = created(&post(&s, "governance", &good).await);
         let stored = s.client.entry(T, "governance", res.index).await.unwrap();
-        assert_eq!(stored.envelope["body"]["approver"], approver);
+        assert_eq!(
+            stored.envelope["body"]["approver"],
+            json!(s.actor_id(T, approver).await)
+        );
         assert_eq!(
             stored.envelope["body"]["key_fingerprint"],
             json!(PublicKey::from_pem(pem).unwrap().fingerprint())

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use custody_core::envelope::{LogName, TenantName};
 use custody_core::merkle::{Hash, Subtree};
 use custody_store::{
-    AppendBatch, EntryFilter, ExistingEntry, LedgerReader, LedgerWriter, LogKey, LogRecord,
-    StoreError, StoreResult, StoredCheckpoint, StoredEntry, StoredPayload,
+    AppendBatch, AuthStore, EntryFilter, ExistingEntry, LedgerReader, LedgerWriter, LogKey,
+    LogRecord, PayloadHolder, PrincipalRow, StoreError, StoreResult, StoredCheckpoint, StoredEntry,
+    StoredPayload, TokenRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -25,7 +26,10 @@ use uuid::Uuid;
 
 /// Schema migrations, applied in order and never edited once released: each one's SHA-256 is
 /// recorded when applied and checked on every open.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_ledger.sql")),
+    (2, include_str!("../migrations/0002_auth.sql")),
+];
 
 /// Read connections kept open; more would only contend for two cores.
 const READERS: usize = 4;
@@ -93,7 +97,8 @@ impl SqliteStore {
         writer
             .execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-                 PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=4000;",
+                 PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=4000;
+                 PRAGMA secure_delete=ON;",
             )
             .map_err(unavailable)?;
         migrate(&mut writer)?;
@@ -582,6 +587,90 @@ impl LedgerReader for SqliteStore {
         })
         .await
     }
+
+    async fn payloads(
+        &self,
+        key: &LogKey,
+        from: u64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<PayloadHolder>> {
+        let key = key.clone();
+        let from = index_i64(from)?;
+        self.read(move |inner, conn| {
+            let log_id = inner.log_id(conn, &key)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT p.idx, e.id, e.entry_type, e.time_us, p.salt, p.payload
+                     FROM payloads p JOIN entries e ON e.log_id = p.log_id AND e.idx = p.idx
+                     WHERE p.log_id = ?1 AND p.idx >= ?2 AND e.time_us < ?3
+                     ORDER BY p.idx LIMIT ?4",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(
+                    params![log_id, from, before.unwrap_or(i64::MAX), i64::from(limit)],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Vec<u8>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Vec<u8>>(4)?,
+                            r.get::<_, Vec<u8>>(5)?,
+                        ))
+                    },
+                )
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (idx, id, entry_type, time_micros, salt, json) = row.map_err(unavailable)?;
+                out.push(PayloadHolder {
+                    index: idx as u64,
+                    id: Uuid::from_slice(&id)
+                        .map_err(|_| StoreError::Corrupt("entry id".into()))?,
+                    entry_type,
+                    time_micros,
+                    payload: StoredPayload {
+                        json,
+                        salt: salt.try_into().map_err(|_| {
+                            StoreError::Corrupt("payload salt is not 32 bytes".into())
+                        })?,
+                    },
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn checkpoints(
+        &self,
+        key: &LogKey,
+        from_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredCheckpoint>> {
+        let key = key.clone();
+        let from = index_i64(from_size)?;
+        self.read(move |inner, conn| {
+            let log_id = inner.log_id(conn, &key)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT size, root, note FROM checkpoints WHERE log_id = ?1 AND size >= ?2
+                     ORDER BY size LIMIT ?3",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![log_id, from, i64::from(limit)], checkpoint_row)
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row.map_err(unavailable)??);
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 impl LedgerWriter for SqliteStore {
@@ -718,6 +807,232 @@ impl LedgerWriter for SqliteStore {
                 .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn erase_payload(&self, key: &LogKey, index: u64) -> StoreResult<bool> {
+        let key = key.clone();
+        let idx = index_i64(index)?;
+        self.write(move |inner, conn| {
+            let log_id = inner.log_id(conn, &key)?;
+            // secure_delete (set on the writer) zeroes the freed bytes in the page as well.
+            let n = conn
+                .execute(
+                    "DELETE FROM payloads WHERE log_id = ?1 AND idx = ?2",
+                    params![log_id, idx],
+                )
+                .map_err(unavailable)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn compact(&self) -> StoreResult<()> {
+        self.write(|_, conn| {
+            // Old page images can survive in the WAL until it is checkpointed and truncated;
+            // VACUUM then rebuilds the file from live rows only.
+            conn.execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        kind: r.get(2)?,
+        name: r.get(3)?,
+        roles: r.get(4)?,
+        created_micros: r.get(5)?,
+    })
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<TokenRow>> {
+    let hash: Vec<u8> = r.get(2)?;
+    Ok(hash
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("token hash is not 32 bytes".into()))
+        .and_then(|secret_hash| {
+            Ok(TokenRow {
+                id: r.get(0).map_err(unavailable)?,
+                principal_id: r.get(1).map_err(unavailable)?,
+                secret_hash,
+                created_micros: r.get(3).map_err(unavailable)?,
+                expires_micros: r.get(4).map_err(unavailable)?,
+                revoked_micros: r.get(5).map_err(unavailable)?,
+            })
+        }))
+}
+
+const PRINCIPAL_COLUMNS: &str = "id, tenant, kind, name, roles, created_us";
+const TOKEN_COLUMNS: &str = "id, principal_id, secret_hash, created_us, expires_us, revoked_us";
+
+fn insert_principal(conn: &Connection, p: &PrincipalRow) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO principals (id, tenant, kind, name, roles, created_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![p.id, p.tenant, p.kind, p.name, p.roles, p.created_micros],
+    )
+    .map_err(|e| match unavailable(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("principal {} exists", p.id)),
+        other => other,
+    })?;
+    Ok(())
+}
+
+fn insert_token(conn: &Connection, t: &TokenRow) -> StoreResult<()> {
+    let known: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM principals WHERE id = ?1)",
+            [&t.principal_id],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if !known {
+        return Err(StoreError::NotFound(format!(
+            "principal {}",
+            t.principal_id
+        )));
+    }
+    conn.execute(
+        "INSERT INTO tokens (id, principal_id, secret_hash, created_us, expires_us, revoked_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            t.id,
+            t.principal_id,
+            t.secret_hash.as_slice(),
+            t.created_micros,
+            t.expires_micros,
+            t.revoked_micros
+        ],
+    )
+    .map_err(|e| match unavailable(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("token {} exists", t.id)),
+        other => other,
+    })?;
+    Ok(())
+}
+
+impl AuthStore for SqliteStore {
+    async fn bootstrap(&self, principal: PrincipalRow, token: TokenRow) -> StoreResult<bool> {
+        self.write(move |_, conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let any: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM principals)", [], |r| r.get(0))
+                .map_err(unavailable)?;
+            if any {
+                return Ok(false);
+            }
+            insert_principal(&tx, &principal)?;
+            insert_token(&tx, &token)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn create_principal(&self, principal: PrincipalRow) -> StoreResult<()> {
+        self.write(move |_, conn| insert_principal(conn, &principal))
+            .await
+    }
+
+    async fn principal(&self, id: &str) -> StoreResult<Option<PrincipalRow>> {
+        let id = id.to_owned();
+        self.read(move |_, conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = ?1"
+            ))
+            .map_err(unavailable)?
+            .query_row([id], principal_row)
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn principals(&self, tenant: Option<&str>) -> StoreResult<Vec<PrincipalRow>> {
+        let tenant = tenant.map(str::to_owned);
+        self.read(move |_, conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE tenant IS ?1 ORDER BY id"
+                ))
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([tenant], principal_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn add_token(&self, token: TokenRow) -> StoreResult<()> {
+        self.write(move |_, conn| insert_token(conn, &token)).await
+    }
+
+    async fn token(&self, id: &str) -> StoreResult<Option<(TokenRow, PrincipalRow)>> {
+        let id = id.to_owned();
+        self.read(move |_, conn| {
+            let token = conn
+                .prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"))
+                .map_err(unavailable)?
+                .query_row([id], token_row)
+                .optional()
+                .map_err(unavailable)?
+                .transpose()?;
+            let Some(token) = token else { return Ok(None) };
+            let principal = conn
+                .prepare_cached(&format!(
+                    "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = ?1"
+                ))
+                .map_err(unavailable)?
+                .query_row([&token.principal_id], principal_row)
+                .optional()
+                .map_err(unavailable)?
+                .ok_or_else(|| StoreError::Corrupt("a token names no principal".into()))?;
+            Ok(Some((token, principal)))
+        })
+        .await
+    }
+
+    async fn tokens(&self, principal_id: &str) -> StoreResult<Vec<TokenRow>> {
+        let principal_id = principal_id.to_owned();
+        self.read(move |_, conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE principal_id = ?1
+                     ORDER BY created_us DESC, id"
+                ))
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([principal_id], token_row)
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row.map_err(unavailable)??);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str, at_micros: i64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |_, conn| {
+            let n = conn
+                .execute(
+                    "UPDATE tokens SET revoked_us = ?2 WHERE id = ?1 AND revoked_us IS NULL",
+                    params![id, at_micros],
+                )
+                .map_err(unavailable)?;
+            Ok(n == 1)
         })
         .await
     }

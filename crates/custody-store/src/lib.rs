@@ -234,6 +234,39 @@ pub trait LedgerReader: Send + Sync + 'static {
         key: &LogKey,
         ids: &[Uuid],
     ) -> impl Future<Output = StoreResult<Vec<ExistingEntry>>> + Send;
+    /// Entries that still hold a payload, at or after `from`, in index order; with `before`,
+    /// only those whose envelope `time` is earlier (microseconds). Retention and data-subject
+    /// erasure walk a log with this.
+    fn payloads(
+        &self,
+        key: &LogKey,
+        from: u64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<PayloadHolder>>> + Send;
+    /// Stored checkpoints of sizes at or above `from_size`, smallest first: every checkpoint
+    /// the log signed, for deep verification.
+    fn checkpoints(
+        &self,
+        key: &LogKey,
+        from_size: u64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<StoredCheckpoint>>> + Send;
+}
+
+/// An entry that still holds its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadHolder {
+    /// Its position.
+    pub index: u64,
+    /// Envelope `id`.
+    pub id: Uuid,
+    /// Envelope `type`.
+    pub entry_type: String,
+    /// Envelope `time`, microseconds since the epoch.
+    pub time_micros: i64,
+    /// The payload and its salt.
+    pub payload: StoredPayload,
 }
 
 /// Write access. Only the ledger's sequencer calls it, one batch at a time per log.
@@ -249,7 +282,20 @@ pub trait LedgerWriter: LedgerReader {
     /// must extend the latest stored one; a backend refuses a batch whose first index is not
     /// the stored size, so two writers can never both extend the same tree.
     fn append_batch(&self, batch: AppendBatch) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes the payload and salt of one entry, leaving its envelope and the tree as they
+    /// are. `false` if it held none (never had one, or already erased).
+    fn erase_payload(
+        &self,
+        key: &LogKey,
+        index: u64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Rewrites the store's files so that the bytes of erased payloads are gone from disk, not
+    /// only unreachable.
+    fn compact(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub use auth::{AuthStore, PrincipalRow, TokenRow};

@@ -39,6 +39,77 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// Tokens of the servers these tests started, by URL: `cli` sends the right one.
+static TOKENS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// The id of the principal the process tests act as.
+pub const HARNESS: &str = "p_harness";
+
+/// Puts the harness's principal (server scope, every role) into the data directory's database
+/// before the server first starts, so tests that are not about access control can do
+/// anything; returns its token. Idempotent across restarts on the same directory.
+fn harness_principal(data_dir: &Path) -> String {
+    let db = data_dir.join("custody.db");
+    let token_file = data_dir.join("harness.token");
+    if let Ok(t) = std::fs::read_to_string(&token_file) {
+        return t.trim().to_string();
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .expect("data dir");
+    }
+    let token = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            use custody_store::{AuthStore, PrincipalRow, TokenRow};
+            let store = custody_store_sqlite::SqliteStore::open(&db)
+                .await
+                .expect("open store");
+            let token = custody_auth::ApiToken::generate().expect("random");
+            store
+                .create_principal(PrincipalRow {
+                    id: HARNESS.into(),
+                    tenant: None,
+                    kind: "service".into(),
+                    name: "process test harness".into(),
+                    roles: "admin,approver,auditor,writer".into(),
+                    created_micros: 0,
+                })
+                .await
+                .expect("harness principal");
+            store
+                .add_token(TokenRow {
+                    id: token.id().into(),
+                    principal_id: HARNESS.into(),
+                    secret_hash: token.secret_hash(),
+                    created_micros: 0,
+                    expires_micros: i64::MAX,
+                    revoked_micros: None,
+                })
+                .await
+                .expect("harness token");
+            token.expose()
+        })
+    })
+    .join()
+    .expect("harness principal thread");
+    std::fs::write(&token_file, &token).expect("token file");
+    token
+}
+
+/// The harness token of the server at `url`, if a test started it.
+pub fn token_for(url: &str) -> Option<String> {
+    TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(u, _)| u == url)
+        .map(|(_, t)| t.clone())
+}
+
 /// A `custody serve` child process. Killed (SIGKILL) when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -54,6 +125,7 @@ impl Server {
     /// Starts `custody serve` on `data_dir` and a free port, and waits (without sleeping) for
     /// the line that names the bound address.
     pub fn start(data_dir: &Path) -> Server {
+        let token = harness_principal(data_dir);
         let mut child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(data_dir)
@@ -119,6 +191,10 @@ impl Server {
                 );
             }
         };
+        TOKENS
+            .lock()
+            .unwrap()
+            .push((format!("http://{addr}"), token.clone()));
         Server {
             child: Some(child),
             url: format!("http://{addr}"),
@@ -231,7 +307,20 @@ impl Out {
 
 /// Runs `custody ARGS` with `stdin` as its input.
 pub fn custody_with_stdin(args: &[&str], stdin: &[u8]) -> Out {
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    let server = args
+        .iter()
+        .position(|a| *a == "--server")
+        .and_then(|i| args.get(i + 1));
+    match server.and_then(|s| token_for(s)) {
+        Some(t) => cmd
+            .env("CUSTODY_TOKEN", t)
+            .env("CUSTODY_PURPOSE", "process-level-test"),
+        None => cmd
+            .env_remove("CUSTODY_TOKEN")
+            .env_remove("CUSTODY_PURPOSE"),
+    };
+    let mut child = cmd
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("CUSTODY_LOG")
@@ -279,7 +368,6 @@ pub fn cli_stdin(server: &str, args: &[&str], stdin: &[u8]) -> Out {
 pub fn entry(kind: &str, n: u64) -> Value {
     json!({
         "type": format!("x.test.{kind}"),
-        "actor": {"kind": "service", "id": "svc-test-01"},
         "subject": {"kind": "item", "id": format!("item-{n}")},
         "context": {"purpose": "process-level test"},
         "body": {"n": n, "note": format!("hello world {n}")},

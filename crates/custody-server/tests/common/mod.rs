@@ -37,6 +37,13 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The SQLite file.
     pub db_path: PathBuf,
+    /// The token of the harness's principal: server scope, every role. `client` and `http`
+    /// send it.
+    pub token: String,
+    /// The principal id behind `token`.
+    pub principal: String,
+    /// Principals created for the actor names tests write under: (tenant, name) -> (id, token).
+    cast: std::sync::Mutex<std::collections::HashMap<(String, String), (String, String)>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     // Dropped last: the server's files live here.
@@ -49,6 +56,7 @@ pub async fn start() -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("custody.db");
     let store = SqliteStore::open(&db_path).await.expect("open store");
+    let (principal, token) = superuser(&store).await;
     let ledger = Ledger::new(
         store,
         LedgerConfig {
@@ -67,17 +75,85 @@ pub async fn start() -> TestServer {
             let _ = rx.await;
         },
     ));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    headers.insert(
+        "custody-purpose",
+        "integration-test".parse().expect("header"),
+    );
     TestServer {
-        client: Client::new(&base).expect("client"),
+        client: Client::new(&base)
+            .expect("client")
+            .with_token(&token)
+            .with_purpose(Some("integration-test".into())),
         http: reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .build()
             .expect("http client"),
         base,
         db_path,
+        token,
+        principal,
+        cast: Default::default(),
         shutdown: Some(tx),
         task: Some(task),
         _dir: dir,
+    }
+}
+
+/// Creates the harness's own principal directly in the store: server scope with every role,
+/// so tests that are not about access control can do anything.
+async fn superuser(store: &SqliteStore) -> (String, String) {
+    use custody_store::{AuthStore, PrincipalRow, TokenRow};
+    let token = custody_auth::ApiToken::generate().expect("random");
+    let id = "p_harness".to_string();
+    store
+        .create_principal(PrincipalRow {
+            id: id.clone(),
+            tenant: None,
+            kind: "service".into(),
+            name: "test harness".into(),
+            roles: "admin,approver,auditor,writer".into(),
+            created_micros: 0,
+        })
+        .await
+        .expect("harness principal");
+    store
+        .add_token(TokenRow {
+            id: token.id().into(),
+            principal_id: id.clone(),
+            secret_hash: token.secret_hash(),
+            created_micros: 0,
+            expires_micros: i64::MAX,
+            revoked_micros: None,
+        })
+        .await
+        .expect("harness token");
+    (id, token.expose())
+}
+
+/// The tenant named by a URL under `/v1/tenants/{tenant}/`.
+fn url_tenant(url: &str) -> Option<String> {
+    let rest = url.split("/v1/tenants/").nth(1)?;
+    let t = rest.split(['/', '?']).next()?;
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// Replaces every string equal to a key of `names` by its value.
+fn rename(v: &mut Value, names: &std::collections::HashMap<String, String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(id) = names.get(s.as_str()) {
+                *s = id.clone();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rename(i, names)),
+        Value::Object(o) => o.values_mut().for_each(|i| rename(i, names)),
+        _ => {}
     }
 }
 
@@ -157,9 +233,148 @@ impl TestServer {
         .await
     }
 
-    /// `POST` a JSON value.
+    /// `POST` raw bytes with a content type and a bearer token.
+    pub async fn post_as(
+        &self,
+        token: &str,
+        url: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        send(
+            self.http
+                .post(url)
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// A principal of `tenant` with `roles`, created through the API as the harness.
+    pub async fn principal(&self, tenant: &str, name: &str, roles: &[&str]) -> (String, String) {
+        let kind = if name.starts_with("svc") {
+            "service"
+        } else {
+            "user"
+        };
+        let created = self
+            .client
+            .create_principal(
+                tenant,
+                &api::CreatePrincipal {
+                    kind: kind.into(),
+                    name: name.into(),
+                    roles: roles.iter().map(|r| r.to_string()).collect(),
+                    expires_in_days: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("create principal {name} in {tenant}: {e}"));
+        (created.principal.id, created.token.token)
+    }
+
+    /// The principal that writes as the actor name `name` in `tenant` (a writer and approver),
+    /// created on first use. Tests name actors (`svc-train`, `usr-alice`); custody names them
+    /// by opaque ids, so the harness keeps the mapping.
+    pub async fn actor(&self, tenant: &str, name: &str) -> (String, String) {
+        let key = (tenant.to_string(), name.to_string());
+        if let Some(found) = self.cast.lock().unwrap().get(&key) {
+            return found.clone();
+        }
+        let roles: &[&str] = if name.ends_with("admin") {
+            &["admin"]
+        } else {
+            &["writer", "approver"]
+        };
+        let made = self.principal(tenant, name, roles).await;
+        self.cast.lock().unwrap().insert(key, made.clone());
+        made
+    }
+
+    /// The principal id behind an actor name (see [`TestServer::actor`]).
+    pub async fn actor_id(&self, tenant: &str, name: &str) -> String {
+        self.actor(tenant, name).await.0
+    }
+
+    /// Rewrites entries written under an actor name so they are sent by that actor's
+    /// principal: the `actor` member is dropped (custody fills in the caller) and every
+    /// mention of a known actor name becomes its principal id. Returns the token to send with.
+    async fn as_cast(&self, url: &str, values: &mut [Value]) -> Option<String> {
+        let tenant = url_tenant(url)?;
+        let actor = values.iter().find_map(|v| {
+            let id = v.get("actor")?.get("id")?.as_str()?;
+            let plain = !id.is_empty()
+                && id.len() <= 64
+                && !id.starts_with("p_")
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            plain.then(|| id.to_string())
+        })?;
+        let kind_ok = values.iter().all(|v| {
+            v.get("actor")
+                .and_then(|a| a.get("kind"))
+                .and_then(Value::as_str)
+                .is_none_or(|k| k == "user" || k == "service")
+        });
+        if !kind_ok {
+            return None;
+        }
+        let (_, token) = self.actor(&tenant, &actor).await;
+        let names: std::collections::HashMap<String, String> = self
+            .cast
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((t, _), _)| *t == tenant)
+            .map(|((_, n), (id, _))| (n.clone(), id.clone()))
+            .collect();
+        for v in values.iter_mut() {
+            if let Value::Object(o) = v
+                && o.get("actor")
+                    .and_then(|a| a.get("id"))
+                    .and_then(Value::as_str)
+                    == Some(actor.as_str())
+            {
+                o.remove("actor");
+            }
+            rename(v, &names);
+        }
+        Some(token)
+    }
+
+    /// `POST` a JSON value (see [`TestServer::as_cast`] for how actor names are sent).
     pub async fn post_json(&self, url: &str, value: &Value) -> Reply {
-        self.post(url, "application/json", value.to_string()).await
+        let mut values = match value {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        match self.as_cast(url, &mut values).await {
+            Some(token) => {
+                let body = if value.is_array() {
+                    Value::Array(values)
+                } else {
+                    values.remove(0)
+                };
+                self.post_as(&token, url, "application/json", body.to_string())
+                    .await
+            }
+            None => self.post(url, "application/json", value.to_string()).await,
+        }
+    }
+
+    /// `POST` NDJSON lines, sent by the actor the lines name (see [`TestServer::as_cast`]).
+    pub async fn post_ndjson(&self, url: &str, lines: &[Value]) -> Reply {
+        let mut values = lines.to_vec();
+        let token = self.as_cast(url, &mut values).await;
+        let mut body = String::new();
+        for v in &values {
+            body.push_str(&v.to_string());
+            body.push('\n');
+        }
+        match token {
+            Some(t) => self.post_as(&t, url, "application/x-ndjson", body).await,
+            None => self.post(url, "application/x-ndjson", body).await,
+        }
     }
 
     /// Creates a tenant, asserting the exact 201 answer; returns its logs.
@@ -244,14 +459,26 @@ pub fn assert_field(p: &api::Problem, field: &str) {
     );
 }
 
-/// A valid entry submission.
-pub fn entry(entry_type: &str, actor: &str, subject: &str) -> Value {
+/// A valid entry submission, without an actor: custody fills in the caller.
+pub fn entry(entry_type: &str, subject: &str) -> Value {
     json!({
         "type": entry_type,
-        "actor": { "kind": "service", "id": actor },
         "subject": { "kind": "model_version", "id": subject },
         "body": { "n": 1, "ok": true, "digest": "sha256:00" },
     })
+}
+
+/// [`entry`] written under an actor name, for [`TestServer::post_json`] to send as that
+/// actor's principal.
+pub fn entry_by(entry_type: &str, actor: &str, subject: &str) -> Value {
+    let mut e = entry(entry_type, subject);
+    let kind = if actor.starts_with("svc") {
+        "service"
+    } else {
+        "user"
+    };
+    e["actor"] = json!({ "kind": kind, "id": actor });
+    e
 }
 
 /// Lowercase hex.

@@ -32,6 +32,8 @@ pub enum Action {
     ReadEvidence,
     /// Read the access log itself. Access-logged.
     ReadAccessLog,
+    /// Append to the access log: nobody; custody writes it.
+    WriteAccessLog,
     /// Create principals, issue and list tokens.
     ManagePrincipals,
     /// Revoke a token: an admin, or the token's own principal.
@@ -72,6 +74,7 @@ impl Action {
             Action::SubmitApproval => Gate::Roles(&[Approver]),
             Action::ReadEvidence => Gate::Roles(&[Admin, Auditor, Approver]),
             Action::ReadAccessLog => Gate::Roles(&[Admin, Auditor]),
+            Action::WriteAccessLog => Gate::Roles(&[]),
             Action::ManagePrincipals | Action::Erase => Gate::Roles(&[Admin]),
         }
     }
@@ -98,6 +101,7 @@ impl Action {
             Action::CheckServing => "check_serving",
             Action::ReadEvidence => "read_evidence",
             Action::ReadAccessLog => "read_access_log",
+            Action::WriteAccessLog => "write_access_log",
             Action::ManagePrincipals => "manage_principals",
             Action::RevokeToken => "revoke_token",
             Action::Erase => "erase",
@@ -139,7 +143,6 @@ pub const ROUTES: &[RouteRule] = rules![
     "GET" "/v1/tenants/{tenant}/logs/{log}/proof/inclusion" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/proof/consistency" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/vkey" => ReadLogMeta,
-    "POST" "/v1/tenants/{tenant}/logs/{log}/witness" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/export" => ReadEvidence,
     "GET" "/v1/tenants/{tenant}/trace" => ReadEvidence,
     "GET" "/v1/tenants/{tenant}/served" => CheckServing,
@@ -151,9 +154,6 @@ pub const ROUTES: &[RouteRule] = rules![
     "GET" "/v1/tenants/{tenant}/principals/{principal}/tokens" => ManagePrincipals,
     "POST" "/v1/tenants/{tenant}/principals/{principal}/tokens" => ManagePrincipals,
     "DELETE" "/v1/tenants/{tenant}/tokens/{token}" => RevokeToken,
-    "POST" "/v1/tenants/{tenant}/erasures" => Erase,
-    "POST" "/v1/tenants/{tenant}/retention/apply" => Erase,
-    "POST" "/v1/tenants/{tenant}/reconcile" => Erase,
 ];
 
 /// The rule for a request, by method and route template.
@@ -165,10 +165,11 @@ pub fn rule(method: &str, path: &str) -> Option<RouteRule> {
 }
 
 /// The action a route performs on a particular log: reading the access log needs more than
-/// reading evidence.
+/// reading evidence, and nobody but custody appends to it.
 pub fn on_log(action: Action, log: Option<LogName>) -> Action {
     match (action, log) {
         (Action::ReadEvidence, Some(LogName::Access)) => Action::ReadAccessLog,
+        (Action::Append, Some(LogName::Access)) => Action::WriteAccessLog,
         (a, _) => a,
     }
 }

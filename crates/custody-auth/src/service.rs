@@ -394,7 +394,7 @@ impl<S: AuthStore> Auth<S> {
         };
         let own = row.principal_id == caller.id;
         let admin = caller.may(tenant, &[Role::Admin]);
-        if owner.tenant.as_deref() != Some(tenant) && !own || !(own || admin) {
+        if !(own || owner.tenant.as_deref() == Some(tenant) && admin) {
             return Err(not_found());
         }
         self.store.revoke_token(token_id, now_micros).await?;

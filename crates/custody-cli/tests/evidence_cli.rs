@@ -251,7 +251,33 @@ fn approvals_gate_promotions_and_every_answer_is_proven() {
     let line = cli(url, &["key", "generate", "-o", s(&alice)]).one_line_error();
     assert!(line.contains("already exists"), "{line}");
     assert_eq!(std::fs::read(&alice).unwrap(), before);
-    for (who, key) in [("alice", "alice.pem.pub"), ("bob", "bob.pem.pub")] {
+    // Approvers are principals of the tenant with the approver role; keys are registered for
+    // their ids.
+    let mut ids = std::collections::HashMap::new();
+    for who in ["alice", "bob"] {
+        let made = cli(
+            url,
+            &[
+                "--json",
+                "principal",
+                "create",
+                "-t",
+                "acme",
+                "--name",
+                who,
+                "--role",
+                "approver",
+            ],
+        )
+        .ok()
+        .json();
+        assert!(made["token"]["token"].as_str().unwrap().starts_with("cst_"));
+        ids.insert(who, made["principal"]["id"].as_str().unwrap().to_string());
+    }
+    let listed = cli(url, &["principal", "list", "-t", "acme"]).ok();
+    assert!(listed.stdout.contains(&ids["alice"]), "{listed:#?}");
+    for (name, key) in [("alice", "alice.pem.pub"), ("bob", "bob.pem.pub")] {
+        let who = ids[name].as_str();
         let out = cli(
             url,
             &[
@@ -359,8 +385,13 @@ fn approvals_gate_promotions_and_every_answer_is_proven() {
     assert!(out.stdout.starts_with("promoted "), "{out:#?}");
     let out = cli(url, &["admit", "-t", "acme", "--env", "production", s(&m1)]).ok();
     assert!(out.stdout.starts_with("admitted: "), "{out:#?}");
+    let mut counted = [ids["alice"].clone(), ids["bob"].clone()];
+    counted.sort();
     assert!(
-        out.stdout.contains("approvers counted: alice, bob"),
+        out.stdout.contains(&format!(
+            "approvers counted: {}, {}",
+            counted[0], counted[1]
+        )),
         "{out:#?}"
     );
     assert!(out.stdout.contains("verified: "), "{out:#?}");
@@ -408,11 +439,14 @@ fn approvals_gate_promotions_and_every_answer_is_proven() {
         ("    deploys: ", "model_version.registered fraud"),
         (
             "      about: ",
-            "approval.submitted alice approves for production",
+            &format!(
+                "approval.submitted {} approves for production",
+                ids["alice"]
+            ),
         ),
         (
             "      about: ",
-            "approval.submitted bob approves for production",
+            &format!("approval.submitted {} approves for production", ids["bob"]),
         ),
         ("      produced_by: ", "training_run.recorded run-1"),
         (
@@ -1026,6 +1060,24 @@ fn the_demo_records_a_chain_whose_printed_commands_work() {
         .find(|w| w.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("no server address in the demo output:\n{out}"))
         .to_owned();
+    // The printed commands run as the demo's auditor, whose token the demo kept (0600).
+    let token_file = data.join("demo-auditor.token");
+    assert!(
+        out.contains(&format!(
+            "export CUSTODY_TOKEN=$(cat {})",
+            token_file.display()
+        )),
+        "{out}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    common::register_token(
+        &server,
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+    );
     for want in [
         "inference.recorded",
         "deployment.recorded",

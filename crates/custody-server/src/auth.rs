@@ -191,6 +191,11 @@ pub(crate) async fn authorize<S: Backend>(
                 "wrong_tenant",
                 format!("this token gives no access to tenant {t:?}"),
             )),
+            Some(_) if roles.is_empty() => Some((
+                "custody_only",
+                "the access log is written by custody only: it records reads and refusals itself"
+                    .into(),
+            )),
             Some(_) if !principal.roles.any(roles) => Some((
                 "missing_role",
                 format!(

@@ -100,6 +100,14 @@ fn harness_principal(data_dir: &Path) -> String {
     token
 }
 
+/// Makes `cli` send `token` to the server at `url`.
+pub fn register_token(url: &str, token: &str) {
+    TOKENS
+        .lock()
+        .unwrap()
+        .push((url.to_string(), token.to_string()));
+}
+
 /// The harness token of the server at `url`, if a test started it.
 pub fn token_for(url: &str) -> Option<String> {
     TOKENS

@@ -370,3 +370,58 @@ pub struct WhoAmI {
     /// The token's public id.
     pub token: String,
 }
+
+/// Body of `POST /v1/tenants/{tenant}/erasures`: a data-subject request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    /// The data subject's identifier as payloads hold it (an e-mail, a customer number):
+    /// every payload with this exact string value anywhere in it is erased. It is matched,
+    /// never recorded.
+    pub data_subject: String,
+    /// Why the erasure is lawful, recorded with each erasure, e.g. `GDPR Art. 17(1)(a)`.
+    pub legal_basis: String,
+    /// The request's reference (a ticket number), recorded with each erasure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// List what would be erased without erasing it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Body of `POST /v1/tenants/{tenant}/retention/apply`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionApply {
+    /// Why the erasure is lawful, e.g. `GDPR Art. 5(1)(e) storage limitation`.
+    pub legal_basis: String,
+    /// List what would be erased without erasing it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One erased payload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ErasedEntry {
+    /// Log of the erased entry.
+    pub log: String,
+    /// Its index.
+    pub index: u64,
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub entry_type: String,
+    /// Index of its `entry.payload_erased` record in the same log (absent in a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_index: Option<u64>,
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Whether this was only a listing.
+    pub dry_run: bool,
+    /// The payloads erased (or that would be).
+    pub erased: Vec<ErasedEntry>,
+}

@@ -154,6 +154,8 @@ pub const ROUTES: &[RouteRule] = rules![
     "GET" "/v1/tenants/{tenant}/principals/{principal}/tokens" => ManagePrincipals,
     "POST" "/v1/tenants/{tenant}/principals/{principal}/tokens" => ManagePrincipals,
     "DELETE" "/v1/tenants/{tenant}/tokens/{token}" => RevokeToken,
+    "POST" "/v1/tenants/{tenant}/erasures" => Erase,
+    "POST" "/v1/tenants/{tenant}/retention/apply" => Erase,
 ];
 
 /// The rule for a request, by method and route template.

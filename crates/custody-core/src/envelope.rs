@@ -317,10 +317,12 @@ impl Timestamp {
         (self.0.unix_timestamp_nanos() / 1_000) as i64
     }
 
-    /// Parses any RFC 3339 time and normalises it (used for query bounds).
+    /// Parses any RFC 3339 time and normalises it (used for query bounds). A time whose UTC
+    /// instant is past year 9999 (`9999-12-31T23:59:59-01:00`) is refused, not converted.
     pub fn parse(s: &str) -> Option<Self> {
         OffsetDateTime::parse(s, &Rfc3339)
             .ok()
+            .and_then(|dt| dt.checked_to_offset(time::UtcOffset::UTC))
             .map(Self::from_datetime)
     }
 }
@@ -1122,5 +1124,18 @@ mod tests {
         let mut spaced = sealed.canonical.clone();
         spaced.insert(1, b' ');
         assert!(Envelope::from_canonical(&spaced).is_err());
+    }
+
+    #[test]
+    fn times_beyond_year_9999_in_utc_are_refused_not_a_panic() {
+        // Reproduced with fuzz/fuzz_targets/envelope.rs: converting to UTC used to panic.
+        assert_eq!(Timestamp::parse("9999-12-31T23:59:59-01:00"), None);
+        let mut v = good();
+        v["client_time"] = json!("9999-12-31T23:59:59-01:00");
+        let err = EntryInput::from_json(&v).unwrap_err();
+        assert_eq!(err.errors[0].field, "client_time");
+        let last = Timestamp::parse("9999-12-31T23:59:59.999999Z").unwrap();
+        assert_eq!(last.to_string(), "9999-12-31T23:59:59.999999Z");
+        assert!(Timestamp::parse("9999-12-31T23:00:00-00:59").is_some());
     }
 }

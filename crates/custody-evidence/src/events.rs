@@ -31,6 +31,10 @@ pub mod types {
     pub const APPROVAL: &str = "approval.submitted";
     /// The tenant's gate policy changed.
     pub const POLICY: &str = "policy.updated";
+    /// The tenant's retention policy changed.
+    pub const RETENTION: &str = "retention.updated";
+    /// A payload was erased (retention or a data-subject request); written by custody.
+    pub const PAYLOAD_ERASED: &str = "entry.payload_erased";
     /// A model version became the one approved to serve in an environment.
     pub const PROMOTION: &str = "promotion.recorded";
     /// A promotion the gate refused; written by custody.
@@ -112,6 +116,7 @@ const TYPED_NAMESPACES: &[&str] = &[
     "model_card",
     "approver_key",
     "approval",
+    "retention",
     "policy",
     "promotion",
     "rollback",
@@ -304,6 +309,8 @@ pub enum Event {
     Approval(Approval),
     /// `policy.updated`
     Policy(Policy),
+    /// `retention.updated`
+    Retention(crate::retention::Retention),
     /// `promotion.recorded`
     Promotion(Transition),
     /// `rollback.recorded`
@@ -373,6 +380,7 @@ const KNOWN: &[(&str, Reader)] = &[
     (types::APPROVER_KEY_REVOKED, read_key_revocation),
     (types::APPROVAL, read_approval),
     (types::POLICY, read_policy),
+    (types::RETENTION, read_retention),
     (types::PROMOTION, read_promotion),
     (types::ROLLBACK, read_rollback),
     (types::DEPLOYMENT, read_deployment),
@@ -905,6 +913,21 @@ fn read_policy(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Event> {
         );
     }
     Policy::read(&body(fields), errors).map(Event::Policy)
+}
+
+/// The subject id of the tenant's retention policy.
+pub const RETENTION_SUBJECT_ID: &str = "retention";
+
+fn read_retention(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Event> {
+    if let Some(id) = subject(fields, kinds::POLICY, errors)
+        && id != RETENTION_SUBJECT_ID
+    {
+        errors.push(
+            "subject.id",
+            format!("the tenant's retention policy is subject {RETENTION_SUBJECT_ID:?}"),
+        );
+    }
+    crate::retention::Retention::read(&body(fields), errors).map(Event::Retention)
 }
 
 fn read_transition(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Transition> {

@@ -10,8 +10,10 @@ pub mod approval;
 pub mod events;
 mod fields;
 pub mod policy;
+pub mod retention;
 pub mod state;
 
 pub use events::{Event, EventFields, check_client_type, derived_links, home_log, manifest_root};
 pub use policy::{GateRule, Policy};
+pub use retention::Retention;
 pub use state::{EntryMeta, GateReport, GovernanceState, Missing, Refusal, ServingMismatch};

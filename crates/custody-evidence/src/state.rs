@@ -174,6 +174,8 @@ pub struct GovernanceState {
     approvals: HashMap<(String, String), BTreeMap<String, StandingApproval>>,
     policy: Policy,
     policy_entry: Option<EntryMeta>,
+    retention: crate::retention::Retention,
+    retention_entry: Option<EntryMeta>,
     serving: BTreeMap<String, Vec<ServingChange>>,
     deployments: HashMap<String, DeploymentInfo>,
     incidents: HashMap<String, String>,
@@ -185,6 +187,11 @@ impl GovernanceState {
     /// The governance log size this state reflects.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The retention policy in force and the entry that set it (None: the built-in default).
+    pub fn retention(&self) -> (&crate::retention::Retention, Option<&EntryMeta>) {
+        (&self.retention, self.retention_entry.as_ref())
     }
 
     /// The policy in force and the entry that set it (None: the built-in default).
@@ -545,6 +552,7 @@ impl GovernanceState {
             Event::Approval(a) => {
                 self.known_model(&a.version_hash, "subject.id")?;
             }
+            Event::Retention(_) => {}
             Event::Policy(p) => {
                 if p.targets.is_empty() {
                     return Err(Refusal::Invalid(ValidationError::one(
@@ -777,6 +785,10 @@ impl GovernanceState {
             Event::Policy(p) => {
                 self.policy = p.clone();
                 self.policy_entry = Some(meta);
+            }
+            Event::Retention(r) => {
+                self.retention = r.clone();
+                self.retention_entry = Some(meta);
             }
             Event::Promotion(t) | Event::Rollback(t) => {
                 let kind = if matches!(event, Event::Promotion(_)) {

@@ -11,6 +11,7 @@
 //! the state a check saw is the state the entry is appended to. The state is a projection of
 //! the log, rebuilt from it on first use and advanced only after a commit.
 
+mod erasure;
 mod ingest;
 mod query;
 
@@ -24,6 +25,7 @@ use custody_ledger::{Appended, Ledger, LedgerError};
 use custody_store::{LedgerWriter, LogKey};
 use tokio::sync::{Mutex, RwLock};
 
+pub use erasure::{ErasedPayload, ErasureScope};
 pub use ingest::Ingested;
 pub use query::{PackScope, TraceDirection, TraceStart, parse_time};
 

@@ -11,6 +11,7 @@
 mod access;
 mod audit;
 mod auth;
+mod erasure;
 mod principals;
 mod problem;
 mod routes;

@@ -128,7 +128,7 @@ fn token_body(t: &TokenView) -> Map<String, Value> {
     body
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<T> {

@@ -79,6 +79,14 @@ pub fn router<S: Backend>(state: AppState<S>) -> Router {
             get(crate::principals::list_tokens::<S>).post(crate::principals::issue_token::<S>),
         )
         .route(
+            "/v1/tenants/{tenant}/erasures",
+            axum::routing::post(crate::erasure::erase_subject::<S>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/retention/apply",
+            axum::routing::post(crate::erasure::apply_retention::<S>),
+        )
+        .route(
             "/v1/tenants/{tenant}/tokens/{token}",
             axum::routing::delete(crate::principals::revoke_token::<S>),
         )
@@ -130,7 +138,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         crate::principals::list_principals,
         crate::principals::issue_token,
         crate::principals::list_tokens,
-        crate::principals::revoke_token
+        crate::principals::revoke_token,
+        crate::erasure::erase_subject,
+        crate::erasure::apply_retention
     ),
     components(schemas(
         api::Problem,
@@ -173,7 +183,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         api::IssuedToken,
         api::TokenInfo,
         api::TokenList,
-        api::WhoAmI
+        api::WhoAmI,
+        api::EraseRequest,
+        api::RetentionApply,
+        api::ErasedEntry,
+        api::ErasureReport
     )),
     modifiers(&BearerAuth)
 )]

@@ -1,0 +1,110 @@
+//! Erasure routes: a data-subject request, and applying the retention policy. Both are
+//! admin-only; the data subject's identifier is matched against payloads and never logged or
+//! recorded.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
+use custody_api as api;
+use custody_core::envelope::{Actor, ActorKind};
+use custody_governance::{ErasedPayload, ErasureScope};
+
+use crate::access::now_micros;
+use crate::auth::Caller;
+use crate::principals::json_body;
+use crate::routes::{ApiResult, tenant_name};
+use crate::{AppState, Backend};
+
+fn actor(caller: &Caller) -> Actor {
+    Actor {
+        kind: match caller.principal.kind {
+            custody_auth::PrincipalKind::User => ActorKind::User,
+            custody_auth::PrincipalKind::Service => ActorKind::Service,
+        },
+        id: caller.principal.id.clone(),
+    }
+}
+
+fn report(dry_run: bool, erased: Vec<ErasedPayload>) -> api::ErasureReport {
+    api::ErasureReport {
+        dry_run,
+        erased: erased
+            .into_iter()
+            .map(|e| api::ErasedEntry {
+                log: e.log.as_str().into(),
+                index: e.index,
+                id: e.id.to_string(),
+                entry_type: e.entry_type,
+                record_index: e.record,
+            })
+            .collect(),
+    }
+}
+
+/// Erases every payload that names a data subject, in every log of the tenant, recording
+/// each erasure (`entry.payload_erased`, with the legal basis and reference) in the erased
+/// entry's log. Envelopes, checkpoints and proofs are untouched; the payload bytes leave the
+/// database file.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/erasures", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = api::EraseRequest,
+    responses((status = 200, body = api::ErasureReport), (status = 400, body = api::Problem),
+        (status = 401, body = api::Problem), (status = 403, body = api::Problem), (status = 404, body = api::Problem)))]
+pub(crate) async fn erase_subject<S: Backend>(
+    State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<api::ErasureReport>> {
+    let tenant = tenant_name(&tenant)?;
+    let req: api::EraseRequest = json_body(&headers, body).await?;
+    let scope = ErasureScope::DataSubject {
+        subject: req.data_subject,
+        reference: req.reference,
+    };
+    let erased = st
+        .governance
+        .erase(
+            &tenant,
+            &scope,
+            &req.legal_basis,
+            &actor(&caller),
+            req.dry_run,
+        )
+        .await?;
+    tracing::info!(tenant = %tenant, erased = erased.len(), dry_run = req.dry_run, "data-subject erasure");
+    Ok(Json(report(req.dry_run, erased)))
+}
+
+/// Erases the payloads older than their type's retention period (the tenant's latest
+/// `retention.updated`; seven years by default), recording each erasure.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/retention/apply", security(("bearer" = [])),
+    params(("tenant" = String, Path)), request_body = api::RetentionApply,
+    responses((status = 200, body = api::ErasureReport), (status = 400, body = api::Problem),
+        (status = 401, body = api::Problem), (status = 403, body = api::Problem), (status = 404, body = api::Problem)))]
+pub(crate) async fn apply_retention<S: Backend>(
+    State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<api::ErasureReport>> {
+    let tenant = tenant_name(&tenant)?;
+    let req: api::RetentionApply = json_body(&headers, body).await?;
+    let scope = ErasureScope::Retention {
+        now_micros: now_micros(),
+    };
+    let erased = st
+        .governance
+        .erase(
+            &tenant,
+            &scope,
+            &req.legal_basis,
+            &actor(&caller),
+            req.dry_run,
+        )
+        .await?;
+    tracing::info!(tenant = %tenant, erased = erased.len(), dry_run = req.dry_run, "retention applied");
+    Ok(Json(report(req.dry_run, erased)))
+}

@@ -7,6 +7,7 @@
 
 mod audit;
 mod demo;
+mod erasure;
 mod govern;
 mod keys;
 mod model;
@@ -121,6 +122,29 @@ enum Command {
     /// Issue, list or revoke API tokens.
     #[command(subcommand)]
     Token(principals::TokenCommand),
+    /// Set or apply the tenant's payload retention policy.
+    #[command(subcommand)]
+    Retention(erasure::RetentionCommand),
+    /// Erase every payload naming a data subject (a data-subject request), recording each
+    /// erasure with its legal basis. Envelopes and proofs stay valid.
+    Erase {
+        /// Tenant.
+        #[arg(long, short)]
+        tenant: String,
+        /// The subject's identifier as payloads hold it (exact string match); `-` reads it
+        /// from stdin.
+        #[arg(long)]
+        data_subject: String,
+        /// Why the erasure is lawful, e.g. "GDPR Art. 17(1)(a)".
+        #[arg(long)]
+        legal_basis: String,
+        /// The request's reference, e.g. DSR-2026-117.
+        #[arg(long)]
+        reference: Option<String>,
+        /// List what would be erased, erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List a tenant's logs with origin, size and verifier key.
     Logs {
         /// Tenant name.
@@ -480,6 +504,25 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Principal(c) => principals::principal(c, &client()?, json).await?,
         Command::Token(c) => principals::token(c, &client()?, json).await?,
+        Command::Retention(c) => erasure::retention(c, &client()?, json).await?,
+        Command::Erase {
+            tenant,
+            data_subject,
+            legal_basis,
+            reference,
+            dry_run,
+        } => {
+            erasure::erase(
+                &client()?,
+                &tenant,
+                &data_subject,
+                legal_basis,
+                reference,
+                dry_run,
+                json,
+            )
+            .await?
+        }
         Command::Demo {
             data_dir,
             listen,

@@ -605,4 +605,24 @@ impl Client {
         let url = format!("{}/v1/tenants/{tenant}/tokens/{token_id}", self.base);
         self.json(&url, self.http.delete(&url)).await
     }
+
+    /// `POST /v1/tenants/{tenant}/erasures`: erase every payload naming a data subject.
+    pub async fn erase_subject(
+        &self,
+        tenant: &str,
+        req: &api::EraseRequest,
+    ) -> ClientResult<api::ErasureReport> {
+        let url = format!("{}/v1/tenants/{tenant}/erasures", self.base);
+        self.json(&url, self.http.post(&url).json(req)).await
+    }
+
+    /// `POST /v1/tenants/{tenant}/retention/apply`: erase payloads past their retention.
+    pub async fn apply_retention(
+        &self,
+        tenant: &str,
+        req: &api::RetentionApply,
+    ) -> ClientResult<api::ErasureReport> {
+        let url = format!("{}/v1/tenants/{tenant}/retention/apply", self.base);
+        self.json(&url, self.http.post(&url).json(req)).await
+    }
 }

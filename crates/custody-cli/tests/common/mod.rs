@@ -134,6 +134,16 @@ impl Server {
     /// the line that names the bound address.
     pub fn start(data_dir: &Path) -> Server {
         let token = harness_principal(data_dir);
+        Self::spawn(data_dir, Some(token))
+    }
+
+    /// Starts `custody serve` on a data directory without the harness principal, as a user
+    /// would on a new machine: the server bootstraps its own administrator.
+    pub fn start_fresh(data_dir: &Path) -> Server {
+        Self::spawn(data_dir, None)
+    }
+
+    fn spawn(data_dir: &Path, token: Option<String>) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(data_dir)
@@ -199,10 +209,9 @@ impl Server {
                 );
             }
         };
-        TOKENS
-            .lock()
-            .unwrap()
-            .push((format!("http://{addr}"), token.clone()));
+        if let Some(token) = token {
+            register_token(&format!("http://{addr}"), &token);
+        }
         Server {
             child: Some(child),
             url: format!("http://{addr}"),
@@ -363,6 +372,32 @@ pub fn cli(server: &str, args: &[&str]) -> Out {
     let mut all = vec!["--server", server];
     all.extend_from_slice(args);
     custody(&all)
+}
+
+/// Runs `custody --server URL ARGS` as the holder of `token`.
+pub fn cli_as(server: &str, token: &str, args: &[&str], stdin: &[u8]) -> Out {
+    let mut child = Command::new(BIN)
+        .args(["--server", server])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("CUSTODY_TOKEN", token)
+        .env_remove("CUSTODY_PURPOSE")
+        .env_remove("CUSTODY_LOG")
+        .env_remove("CUSTODY_SERVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn custody");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin).expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("wait custody");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 /// Runs `custody --server URL ARGS` with `stdin`.

@@ -318,11 +318,13 @@ impl Timestamp {
     }
 
     /// Parses any RFC 3339 time and normalises it (used for query bounds). A time whose UTC
-    /// instant is past year 9999 (`9999-12-31T23:59:59-01:00`) is refused, not converted.
+    /// instant falls outside years 0001-9999 (`9999-12-31T23:59:59-01:00`,
+    /// `0001-01-01T00:00:00+01:00`) is refused: RFC 3339 cannot write it.
     pub fn parse(s: &str) -> Option<Self> {
         OffsetDateTime::parse(s, &Rfc3339)
             .ok()
             .and_then(|dt| dt.checked_to_offset(time::UtcOffset::UTC))
+            .filter(|dt| (1..=9999).contains(&dt.year()))
             .map(Self::from_datetime)
     }
 }
@@ -1124,6 +1126,12 @@ mod tests {
         let mut spaced = sealed.canonical.clone();
         spaced.insert(1, b' ');
         assert!(Envelope::from_canonical(&spaced).is_err());
+    }
+
+    #[test]
+    fn times_before_year_0001_in_utc_are_refused() {
+        assert!(Timestamp::parse("0001-01-01T00:00:00+01:00").is_none());
+        assert!(Timestamp::parse("0001-01-01T00:00:00Z").is_some());
     }
 
     #[test]

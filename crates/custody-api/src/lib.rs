@@ -425,3 +425,45 @@ pub struct ErasureReport {
     /// The payloads erased (or that would be).
     pub erased: Vec<ErasedEntry>,
 }
+
+/// Deep verification of one log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LogAuditReport {
+    /// `governance`, `inference` or `access`.
+    pub log: String,
+    /// Entries whose leaf hash was recomputed from the stored envelope.
+    pub entries: u64,
+    /// Stored subtree hashes recomputed from the leaves.
+    pub nodes: u64,
+    /// Stored checkpoints checked (signature, and root equal to the tree at their size).
+    pub checkpoints: u64,
+    /// Payload commitments reopened.
+    pub payloads: u64,
+    /// Discrepancies found.
+    pub problem_count: u64,
+    /// The first 100 discrepancies, described.
+    pub problems: Vec<String>,
+}
+
+/// Answer of `POST /v1/tenants/{tenant}/reconcile`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// True when every log verified without a discrepancy.
+    pub ok: bool,
+    /// One report per log.
+    pub logs: Vec<LogAuditReport>,
+}
+
+/// Answer of `POST .../witness`: proof that the log still extends the checkpoint the caller
+/// holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct WitnessAnswer {
+    /// Size of the caller's checkpoint.
+    pub old_size: u64,
+    /// Size of the log's latest checkpoint.
+    pub new_size: u64,
+    /// RFC 9162 consistency proof from `old_size` to `new_size` (standard base64).
+    pub consistency: Vec<String>,
+    /// The latest signed checkpoint, byte-exact C2SP.
+    pub checkpoint: String,
+}

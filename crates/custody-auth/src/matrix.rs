@@ -38,8 +38,10 @@ pub enum Action {
     ManagePrincipals,
     /// Revoke a token: an admin, or the token's own principal.
     RevokeToken,
-    /// Erase payloads (retention, data-subject requests) and run reconciliation.
+    /// Erase payloads (retention, data-subject requests).
     Erase,
+    /// Deep-verify the tenant's logs against their stored bytes.
+    Reconcile,
 }
 
 /// Who passes an action's gate.
@@ -76,6 +78,7 @@ impl Action {
             Action::ReadAccessLog => Gate::Roles(&[Admin, Auditor]),
             Action::WriteAccessLog => Gate::Roles(&[]),
             Action::ManagePrincipals | Action::Erase => Gate::Roles(&[Admin]),
+            Action::Reconcile => Gate::Roles(&[Admin, Auditor]),
         }
     }
 
@@ -105,6 +108,7 @@ impl Action {
             Action::ManagePrincipals => "manage_principals",
             Action::RevokeToken => "revoke_token",
             Action::Erase => "erase",
+            Action::Reconcile => "reconcile",
         }
     }
 }
@@ -143,6 +147,7 @@ pub const ROUTES: &[RouteRule] = rules![
     "GET" "/v1/tenants/{tenant}/logs/{log}/proof/inclusion" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/proof/consistency" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/vkey" => ReadLogMeta,
+    "POST" "/v1/tenants/{tenant}/logs/{log}/witness" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/export" => ReadEvidence,
     "GET" "/v1/tenants/{tenant}/trace" => ReadEvidence,
     "GET" "/v1/tenants/{tenant}/served" => CheckServing,
@@ -156,6 +161,7 @@ pub const ROUTES: &[RouteRule] = rules![
     "DELETE" "/v1/tenants/{tenant}/tokens/{token}" => RevokeToken,
     "POST" "/v1/tenants/{tenant}/erasures" => Erase,
     "POST" "/v1/tenants/{tenant}/retention/apply" => Erase,
+    "POST" "/v1/tenants/{tenant}/reconcile" => Reconcile,
 ];
 
 /// The rule for a request, by method and route template.

@@ -9,6 +9,7 @@ mod audit;
 mod demo;
 mod erasure;
 mod govern;
+mod integrity;
 mod keys;
 mod model;
 mod pack;
@@ -96,6 +97,10 @@ enum Command {
         /// token is printed once on stderr.
         #[arg(long, env = "CUSTODY_BOOTSTRAP_TOKEN_FILE")]
         bootstrap_token_file: Option<PathBuf>,
+        /// Deep-verify every log against its stored bytes this often, in seconds (0: never);
+        /// problems are logged and recorded as security.integrity_failure.
+        #[arg(long, env = "CUSTODY_RECONCILE_EVERY", default_value_t = 86_400)]
+        reconcile_every: u64,
     },
     /// Run the server with a demo evidence chain recorded in tenant `demo` (datasets, runs,
     /// three model versions, signed approvals, a refused promotion, a bad deploy, an incident,
@@ -122,6 +127,10 @@ enum Command {
     /// Issue, list or revoke API tokens.
     #[command(subcommand)]
     Token(principals::TokenCommand),
+    /// Check that a log still extends a checkpoint you kept (a witness's check): the server
+    /// proves consistency, this command verifies the proof against both signed checkpoints.
+    /// Exit code 2 on a fork.
+    Witness(integrity::WitnessArgs),
     /// Set or apply the tenant's payload retention policy.
     #[command(subcommand)]
     Retention(erasure::RetentionCommand),
@@ -249,6 +258,8 @@ struct VerifyArgs {
     pack: Option<PathBuf>,
     #[command(flatten)]
     vkeys: audit::VkeyArgs,
+    #[command(flatten)]
+    deep: integrity::DeepArgs,
 }
 
 #[derive(Subcommand)]
@@ -477,6 +488,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             server_name,
             database_url,
             bootstrap_token_file,
+            reconcile_every,
         } => {
             serve::run(
                 data_dir,
@@ -484,6 +496,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 server_name,
                 database_url,
                 bootstrap_token_file,
+                reconcile_every,
             )
             .await?
         }
@@ -644,10 +657,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Served(a) => return audit::served(a, &cli.server, json).await,
         Command::History(a) => return audit::history(a, &cli.server, json).await,
         Command::Admit(a) => return audit::admit(a, &cli.server, json).await,
+        Command::Verify(VerifyArgs { deep, .. }) if deep.deep => {
+            return integrity::deep(deep, client, json).await;
+        }
+        Command::Witness(a) => return integrity::witness(a, &client()?, json).await,
         Command::Verify(VerifyArgs {
             command: None,
             pack: Some(dir),
             vkeys,
+            ..
         }) => {
             let pinned = proofs::read_vkeys(&vkeys.vkeys)?;
             let r = pack::verify(&dir, &pinned)?;
@@ -659,7 +677,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             pack: None,
             ..
         }) => bail!(
-            "say what to verify: a pack directory (`custody verify DIR`), `custody verify entry` or `custody verify log`"
+            "say what to verify: a pack directory (`custody verify DIR`), `custody verify entry`, `custody verify log`, or `custody verify --deep`"
         ),
         Command::Verify(VerifyArgs {
             command: Some(VerifyCommand::Entry { vkey, proof, entry }),

@@ -19,13 +19,19 @@ pub async fn run(
     server_name: String,
     database_url: Option<String>,
     bootstrap_token_file: Option<PathBuf>,
+    reconcile_every: u64,
 ) -> anyhow::Result<()> {
+    let options = custody_server::ServeOptions {
+        reconcile_every: (reconcile_every > 0)
+            .then(|| std::time::Duration::from_secs(reconcile_every)),
+    };
     run_with_ready(
         data_dir,
         listen,
         server_name,
         database_url,
         Bootstrap::File(bootstrap_token_file),
+        options,
         |_, _| {},
     )
     .await
@@ -109,6 +115,7 @@ pub async fn run_with_ready(
     server_name: String,
     database_url: Option<String>,
     how: Bootstrap,
+    options: custody_server::ServeOptions,
     ready: impl FnOnce(SocketAddr, Option<custody_auth::ApiToken>),
 ) -> anyhow::Result<()> {
     if !data_dir.exists() {
@@ -171,7 +178,7 @@ pub async fn run_with_ready(
         "custody listening on http://{local}"
     );
     ready(local, admin);
-    custody_server::serve(listener, ledger, shutdown).await?;
+    custody_server::serve(listener, ledger, options, shutdown).await?;
     tracing::info!("custody stopped; every acknowledged write is durable");
     drop(lock);
     Ok(())

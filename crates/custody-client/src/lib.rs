@@ -625,4 +625,26 @@ impl Client {
         let url = format!("{}/v1/tenants/{tenant}/retention/apply", self.base);
         self.json(&url, self.http.post(&url).json(req)).await
     }
+
+    /// `POST /v1/tenants/{tenant}/reconcile`: deep verification of the tenant's logs.
+    pub async fn reconcile(&self, tenant: &str) -> ClientResult<api::ReconcileReport> {
+        let url = format!("{}/v1/tenants/{tenant}/reconcile", self.base);
+        self.json(&url, self.http.post(&url)).await
+    }
+
+    /// `POST .../witness`: proof that the log extends a checkpoint the caller holds.
+    pub async fn witness(
+        &self,
+        tenant: &str,
+        log: &str,
+        checkpoint: &str,
+    ) -> ClientResult<api::WitnessAnswer> {
+        let url = self.log_url(tenant, log, "/witness");
+        let req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain")
+            .body(checkpoint.to_owned());
+        self.json(&url, req).await
+    }
 }

@@ -26,7 +26,7 @@ use custody_store::{LedgerWriter, LogKey};
 use tokio::sync::{Mutex, RwLock};
 
 pub use erasure::{ErasedPayload, ErasureScope};
-pub use ingest::Ingested;
+pub use ingest::{Ingested, SYSTEM_ACTOR};
 pub use query::{PackScope, TraceDirection, TraceStart, parse_time};
 
 /// Why a governed write or query failed.

@@ -7,6 +7,7 @@
 //! once durable and covered by a signed checkpoint; proofs are assembled from stored subtree
 //! hashes in O(log n) reads.
 
+mod audit;
 mod keys;
 mod sequencer;
 
@@ -31,6 +32,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock, oneshot};
 use uuid::Uuid;
 
+pub use audit::LogAudit;
 pub use keys::{KeyError, KeyStore};
 pub use sequencer::PreparedEntry;
 use sequencer::{AppendRequest, Sequencer, SequencerHandle};

@@ -12,6 +12,7 @@ mod access;
 mod audit;
 mod auth;
 mod erasure;
+mod integrity;
 mod principals;
 mod problem;
 mod routes;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 
 pub use access::{ACCESS_DENIED, ACCESS_READ};
 pub use auth::{Caller, PURPOSE_HEADER};
+pub use integrity::{FORK_DETECTED, INTEGRITY_FAILURE, reconcile_tenant, spawn_reconciliation};
 pub use principals::{PRINCIPAL_CREATED, TOKEN_ISSUED, TOKEN_REVOKED};
 pub use problem::ApiError;
 pub use routes::{MAX_BODY_BYTES, openapi, router};
@@ -68,15 +70,27 @@ impl<S> Clone for AppState<S> {
     }
 }
 
+/// How [`serve`] runs, beyond the router.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Deep-verify every log this often (`None`: never).
+    pub reconcile_every: Option<std::time::Duration>,
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests
 /// and drains the sequencers, so every write that was acknowledged stays acknowledged and every
 /// write in progress is either committed and acknowledged or never acknowledged.
 pub async fn serve<S: Backend>(
     listener: TcpListener,
     ledger: Arc<Ledger<S>>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(AppState::new(ledger.clone()));
+    let state = AppState::new(ledger.clone());
+    if let Some(every) = options.reconcile_every {
+        spawn_reconciliation(state.clone(), every);
+    }
+    let app = router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

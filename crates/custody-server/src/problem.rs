@@ -126,6 +126,11 @@ impl ApiError {
         )
     }
 
+    /// 409 with a specific problem type.
+    pub fn conflict(kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, kind, title, detail.into())
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(

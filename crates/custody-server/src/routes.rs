@@ -54,6 +54,10 @@ pub fn router<S: Backend>(state: AppState<S>) -> Router {
         .route(&format!("{log}/proof/inclusion"), get(inclusion::<S>))
         .route(&format!("{log}/proof/consistency"), get(consistency::<S>))
         .route(&format!("{log}/vkey"), get(vkey::<S>))
+        .route(
+            &format!("{log}/witness"),
+            axum::routing::post(crate::integrity::witness::<S>),
+        )
         .route(&format!("{log}/export"), get(export::<S>))
         .route("/v1/tenants/{tenant}/trace", get(crate::audit::trace::<S>))
         .route(
@@ -77,6 +81,10 @@ pub fn router<S: Backend>(state: AppState<S>) -> Router {
         .route(
             "/v1/tenants/{tenant}/principals/{principal}/tokens",
             get(crate::principals::list_tokens::<S>).post(crate::principals::issue_token::<S>),
+        )
+        .route(
+            "/v1/tenants/{tenant}/reconcile",
+            axum::routing::post(crate::integrity::reconcile::<S>),
         )
         .route(
             "/v1/tenants/{tenant}/erasures",
@@ -140,7 +148,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         crate::principals::list_tokens,
         crate::principals::revoke_token,
         crate::erasure::erase_subject,
-        crate::erasure::apply_retention
+        crate::erasure::apply_retention,
+        crate::integrity::reconcile,
+        crate::integrity::witness
     ),
     components(schemas(
         api::Problem,
@@ -187,7 +197,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         api::EraseRequest,
         api::RetentionApply,
         api::ErasedEntry,
-        api::ErasureReport
+        api::ErasureReport,
+        api::LogAuditReport,
+        api::ReconcileReport,
+        api::WitnessAnswer
     )),
     modifiers(&BearerAuth)
 )]

@@ -71,6 +71,7 @@ pub async fn start() -> TestServer {
     let task = tokio::spawn(custody_server::serve(
         listener,
         Arc::new(ledger),
+        custody_server::ServeOptions::default(),
         async move {
             let _ = rx.await;
         },

@@ -1,0 +1,280 @@
+//! Deep verification and the witness check, through the binary: a clean store verifies; a
+//! changed envelope, tree node, checkpoint or payload is named; a checkpoint the log no longer
+//! extends is reported as a fork.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Server, cli, cli_stdin, custody, entry, s};
+use serde_json::Value;
+
+const TENANT: &str = "deep";
+
+fn fill(url: &str) {
+    cli(url, &["tenant", "create", TENANT]).ok();
+    let mut lines = String::new();
+    for n in 0..300 {
+        let mut e = entry("deep", n);
+        if n % 50 == 0 {
+            e["payload"] = serde_json::json!({"note": format!("payload {n}")});
+        }
+        lines.push_str(&(serde_json::to_string(&e).unwrap() + "\n"));
+    }
+    cli_stdin(
+        url,
+        &["append", "-t", TENANT, "--ndjson", "--batch", "70", "-"],
+        lines.as_bytes(),
+    )
+    .ok();
+}
+
+fn sql(data: &Path, statement: &str) {
+    let db = rusqlite::Connection::open(data.join("custody.db")).expect("open db");
+    let n = db.execute(statement, []).expect(statement);
+    assert!(n >= 1, "{statement} changed nothing");
+}
+
+const GOV: &str = "(SELECT l.id FROM logs l JOIN tenants t ON t.id = l.tenant_id WHERE t.name = 'deep' AND l.name = 'governance')";
+
+fn deep(data: &Path) -> common::Out {
+    custody(&["verify", "--deep", "--data-dir", s(data)])
+}
+
+#[test]
+fn deep_verification_names_each_kind_of_tampering() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    fill(&server.url);
+    // Over the API: an auditor (here the harness) asks the server to reconcile.
+    let r = cli(&server.url, &["--json", "verify", "--deep", "-t", TENANT])
+        .ok()
+        .json();
+    let logs = r[0]["logs"].as_array().unwrap();
+    assert_eq!(logs[0]["entries"], 300, "{r}");
+    // Every complete subtree of 300 leaves: 300 + 150 + 75 + 37 + 18 + 9 + 4 + 2 + 1.
+    assert_eq!(logs[0]["nodes"], 596, "{r}");
+    assert!(logs[0]["checkpoints"].as_u64().unwrap() >= 6, "{r}");
+    assert_eq!(logs[0]["payloads"], 6, "{r}");
+    assert_eq!(r[0]["ok"], true);
+    server.kill();
+    // Fold the WAL into the file so one file is the whole store, to restore between cases.
+    rusqlite::Connection::open(data.path().join("custody.db"))
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+
+    // Offline, against the files: clean.
+    let out = deep(data.path()).ok();
+    assert!(
+        out.stdout.contains("OK: deep/governance: 300 entries"),
+        "{out:#?}"
+    );
+
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "an envelope byte",
+            format!(
+                "UPDATE entries SET envelope = CAST(replace(CAST(envelope AS TEXT), 'hello world 123', 'hello world 124') AS BLOB) WHERE log_id = {GOV} AND idx = 123"
+            ),
+            "entry 123: its envelope hashes to",
+        ),
+        (
+            "a tree node",
+            format!(
+                "UPDATE nodes SET hash = zeroblob(32) WHERE log_id = {GOV} AND level = 3 AND idx = 5"
+            ),
+            "tree node level 3 index 5: stored 0000",
+        ),
+        (
+            "a checkpoint root",
+            format!(
+                "UPDATE checkpoints SET note = replace(note, 'deep/governance\n70\n', 'deep/governance\n70\nX') WHERE log_id = {GOV} AND size = 70"
+            ),
+            "checkpoint of size 70: its signature does not verify",
+        ),
+        (
+            "a payload",
+            format!(
+                "UPDATE payloads SET payload = CAST('{{\"note\":\"payload 51\"}}' AS BLOB) WHERE log_id = {GOV} AND idx = 50"
+            ),
+            "entry 50: the stored payload and salt give",
+        ),
+    ];
+    let pristine = std::fs::read(data.path().join("custody.db")).unwrap();
+    let restore = || {
+        for f in ["custody.db-wal", "custody.db-shm"] {
+            let _ = std::fs::remove_file(data.path().join(f));
+        }
+        std::fs::write(data.path().join("custody.db"), &pristine).unwrap();
+    };
+    for (what, statement, named) in cases {
+        restore();
+        sql(data.path(), &statement);
+        let out = deep(data.path());
+        assert_eq!(out.code, 2, "{what}: {out:#?}");
+        assert!(
+            out.stdout.contains("1 PROBLEM(S): deep/governance"),
+            "{what}: {out:#?}"
+        );
+        assert!(out.stdout.contains(named), "{what} not named: {out:#?}");
+        assert!(out.stdout.contains("OK: deep/access"), "{what}: {out:#?}");
+    }
+    // A tampered store seen by the server: reconcile reports and records a security event.
+    restore();
+    sql(
+        data.path(),
+        &format!(
+            "UPDATE nodes SET hash = zeroblob(32) WHERE log_id = {GOV} AND level = 0 AND idx = 7"
+        ),
+    );
+    let server = Server::start(data.path());
+    let out = cli(&server.url, &["verify", "--deep", "-t", TENANT]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stdout.contains("tree node level 0 index 7"), "{out:#?}");
+    let events = cli(
+        &server.url,
+        &[
+            "--json",
+            "list",
+            "-t",
+            TENANT,
+            "--type",
+            "security.integrity_failure",
+        ],
+    )
+    .ok();
+    assert_eq!(events.stdout.lines().count(), 1, "{events:#?}");
+    // Bad input.
+    let line = custody(&["verify", "--deep", "--data-dir", "/nonexistent/dir"]).one_line_error();
+    assert!(line.contains("--data-dir"), "{line}");
+    let line = cli(&server.url, &["verify", "--deep"]).one_line_error();
+    assert!(line.contains("--tenant"), "{line}");
+}
+
+#[test]
+fn the_witness_check_proves_consistency_and_reports_a_fork() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let url = server.url.as_str();
+    fill(url);
+    let held = work.path().join("held.checkpoint");
+    cli(url, &["checkpoint", "-t", TENANT, "-o", s(&held)]).ok();
+    let vkey = cli(url, &["vkey", "-t", TENANT])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let more: String = (300..340)
+        .map(|n| serde_json::to_string(&entry("deep", n)).unwrap() + "\n")
+        .collect();
+    cli_stdin(
+        url,
+        &["append", "-t", TENANT, "--ndjson", "-"],
+        more.as_bytes(),
+    )
+    .ok();
+    let out = cli(
+        url,
+        &[
+            "witness",
+            "-t",
+            TENANT,
+            "--checkpoint",
+            s(&held),
+            "--vkey",
+            &vkey,
+            "--update",
+        ],
+    )
+    .ok();
+    assert!(
+        out.stdout
+            .starts_with("consistent: test.local/deep/governance 300 -> 340"),
+        "{out:#?}"
+    );
+    assert!(std::fs::read_to_string(&held).unwrap().contains("\n340\n"));
+    // A checkpoint of another log is refused by the server with the field named.
+    let other = work.path().join("other.checkpoint");
+    cli(
+        url,
+        &[
+            "checkpoint",
+            "-t",
+            TENANT,
+            "-l",
+            "inference",
+            "-o",
+            s(&other),
+        ],
+    )
+    .ok();
+    let ivkey = cli(url, &["vkey", "-t", TENANT, "-l", "inference"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let line = cli(
+        url,
+        &[
+            "witness",
+            "-t",
+            TENANT,
+            "--checkpoint",
+            s(&other),
+            "--vkey",
+            &ivkey,
+        ],
+    )
+    .one_line_error();
+    assert!(line.contains("checkpoint"), "{line}");
+    // A fork: the log loses its tail behind the server's back (a restore from an old backup)
+    // and grows again differently; the witness's checkpoint of 340 no longer fits.
+    drop(server);
+    sql(data.path(), "DELETE FROM entries WHERE idx >= 280");
+    sql(
+        data.path(),
+        "DELETE FROM nodes WHERE (idx + 1) * (1 << level) > 280",
+    );
+    sql(data.path(), "DELETE FROM checkpoints WHERE size > 280");
+    let server = Server::start(data.path());
+    let url = server.url.as_str();
+    let other: String = (1000..1080)
+        .map(|n| serde_json::to_string(&entry("deep", n)).unwrap() + "\n")
+        .collect();
+    cli_stdin(
+        url,
+        &["append", "-t", TENANT, "--ndjson", "-"],
+        other.as_bytes(),
+    )
+    .ok();
+    let out = cli(
+        url,
+        &[
+            "witness",
+            "-t",
+            TENANT,
+            "--checkpoint",
+            s(&held),
+            "--vkey",
+            &vkey,
+        ],
+    );
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stdout.starts_with("FORK: "), "{out:#?}");
+    let events = cli(
+        url,
+        &[
+            "--json",
+            "list",
+            "-t",
+            TENANT,
+            "--type",
+            "security.fork_detected",
+        ],
+    )
+    .ok();
+    let event: Value = serde_json::from_str(events.stdout.trim()).unwrap();
+    assert_eq!(event["envelope"]["body"]["held_size"], 340, "{event}");
+}

@@ -371,8 +371,9 @@ pub struct WhoAmI {
     pub token: String,
 }
 
-/// Body of `POST /v1/tenants/{tenant}/erasures`: a data-subject request.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+/// Body of `POST /v1/tenants/{tenant}/erasures`: a data-subject request. Its `Debug` never
+/// shows the data subject.
+#[derive(Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EraseRequest {
     /// The data subject's identifier as payloads hold it (an e-mail, a customer number):
@@ -466,4 +467,15 @@ pub struct WitnessAnswer {
     pub consistency: Vec<String>,
     /// The latest signed checkpoint, byte-exact C2SP.
     pub checkpoint: String,
+}
+
+impl std::fmt::Debug for EraseRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EraseRequest")
+            .field("data_subject", &"<redacted>")
+            .field("legal_basis", &self.legal_basis)
+            .field("reference", &self.reference)
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
 }

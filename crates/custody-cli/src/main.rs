@@ -7,6 +7,7 @@
 
 mod audit;
 mod demo;
+mod drift;
 mod erasure;
 mod govern;
 mod integrity;
@@ -97,10 +98,8 @@ enum Command {
         /// token is printed once on stderr.
         #[arg(long, env = "CUSTODY_BOOTSTRAP_TOKEN_FILE")]
         bootstrap_token_file: Option<PathBuf>,
-        /// Deep-verify every log against its stored bytes this often, in seconds (0: never);
-        /// problems are logged and recorded as security.integrity_failure.
-        #[arg(long, env = "CUSTODY_RECONCILE_EVERY", default_value_t = 86_400)]
-        reconcile_every: u64,
+        #[command(flatten)]
+        limits: serve::Limits,
     },
     /// Run the server with a demo evidence chain recorded in tenant `demo` (datasets, runs,
     /// three model versions, signed approvals, a refused promotion, a bad deploy, an incident,
@@ -131,6 +130,8 @@ enum Command {
     /// proves consistency, this command verifies the proof against both signed checkpoints.
     /// Exit code 2 on a fork.
     Witness(integrity::WitnessArgs),
+    /// Compare recorded artifact digests with the artifacts at their URIs and report drift.
+    Drift(drift::DriftArgs),
     /// Set or apply the tenant's payload retention policy.
     #[command(subcommand)]
     Retention(erasure::RetentionCommand),
@@ -488,7 +489,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             server_name,
             database_url,
             bootstrap_token_file,
-            reconcile_every,
+            limits,
         } => {
             serve::run(
                 data_dir,
@@ -496,7 +497,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 server_name,
                 database_url,
                 bootstrap_token_file,
-                reconcile_every,
+                limits,
             )
             .await?
         }
@@ -661,6 +662,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             return integrity::deep(deep, client, json).await;
         }
         Command::Witness(a) => return integrity::witness(a, &client()?, json).await,
+        Command::Drift(a) => return drift::run(a, &client()?, json).await,
         Command::Verify(VerifyArgs {
             command: None,
             pack: Some(dir),

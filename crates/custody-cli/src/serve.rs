@@ -19,11 +19,21 @@ pub async fn run(
     server_name: String,
     database_url: Option<String>,
     bootstrap_token_file: Option<PathBuf>,
-    reconcile_every: u64,
+    limits: Limits,
 ) -> anyhow::Result<()> {
+    let defaults = custody_server::ServeOptions::default();
+    if limits.rate_limit == 0 || limits.request_timeout == 0 {
+        bail!("--rate-limit and --request-timeout must be at least 1");
+    }
     let options = custody_server::ServeOptions {
-        reconcile_every: (reconcile_every > 0)
-            .then(|| std::time::Duration::from_secs(reconcile_every)),
+        reconcile_every: (limits.reconcile_every > 0)
+            .then(|| std::time::Duration::from_secs(limits.reconcile_every)),
+        principal_rate: custody_server::Rate {
+            per_second: f64::from(limits.rate_limit),
+            burst: 2.0 * f64::from(limits.rate_limit),
+        },
+        request_timeout: std::time::Duration::from_secs(limits.request_timeout),
+        ..defaults
     };
     run_with_ready(
         data_dir,
@@ -35,6 +45,21 @@ pub async fn run(
         |_, _| {},
     )
     .await
+}
+
+/// Limits and schedules of `custody serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Deep-verify every log against its stored bytes this often, in seconds (0: never);
+    /// problems are logged and recorded as security.integrity_failure.
+    #[arg(long, env = "CUSTODY_RECONCILE_EVERY", default_value_t = 86_400)]
+    pub reconcile_every: u64,
+    /// Requests per second per API token (bursts of twice that); 429 beyond.
+    #[arg(long, env = "CUSTODY_RATE_LIMIT", default_value_t = 2_000)]
+    pub rate_limit: u32,
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[arg(long, env = "CUSTODY_REQUEST_TIMEOUT", default_value_t = 120)]
+    pub request_timeout: u64,
 }
 
 /// What to do with the bootstrap administrator's token on first start.

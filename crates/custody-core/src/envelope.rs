@@ -431,6 +431,28 @@ pub struct Context {
     pub session_id: Option<String>,
 }
 
+impl fmt::Debug for EntryInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntryInput")
+            .field("id", &self.id)
+            .field("entry_type", &self.entry_type)
+            .field("client_time", &self.client_time)
+            .field("actor", &self.actor)
+            .field("subject", &self.subject)
+            .field("related", &self.related)
+            .field("context", &self.context)
+            .field("body", &self.body)
+            .field(
+                "payload",
+                &self
+                    .payload
+                    .as_ref()
+                    .map(|p| format!("<redacted, {} bytes>", p.to_string().len())),
+            )
+            .finish()
+    }
+}
+
 impl Context {
     fn is_empty(&self) -> bool {
         self.purpose.is_none()
@@ -441,7 +463,8 @@ impl Context {
 }
 
 /// An entry as a client submits it: the envelope's client fields plus an optional payload.
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` shows the payload's size, never its content (payloads are personal data).
+#[derive(Clone, PartialEq)]
 pub struct EntryInput {
     /// Client-chosen id for idempotent retries (UUIDv7); assigned by the server when absent.
     pub id: Option<Uuid>,
@@ -1126,6 +1149,21 @@ mod tests {
         let mut spaced = sealed.canonical.clone();
         spaced.insert(1, b' ');
         assert!(Envelope::from_canonical(&spaced).is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_a_payload() {
+        let input = EntryInput::from_json(&serde_json::json!({
+            "type": "x.t.e", "actor": {"kind": "service", "id": "svc"},
+            "subject": {"kind": "item", "id": "i"}, "body": {},
+            "payload": {"email": "jane@example.com"}
+        }))
+        .unwrap();
+        let shown = format!("{input:?}");
+        assert!(
+            !shown.contains("jane@example.com") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::{Governance, GovernanceError};
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 const PAGE: u32 = 500;
 
-/// What to erase.
-#[derive(Debug, Clone)]
+/// What to erase. Its `Debug` never shows the data subject.
+#[derive(Clone)]
 pub enum ErasureScope {
     /// Payloads older than their type's retention period at `now_micros`.
     Retention {
@@ -36,6 +36,22 @@ pub enum ErasureScope {
         /// The request's reference (a ticket number), recorded with each erasure.
         reference: Option<String>,
     },
+}
+
+impl std::fmt::Debug for ErasureScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErasureScope::Retention { now_micros } => f
+                .debug_struct("Retention")
+                .field("now_micros", now_micros)
+                .finish(),
+            ErasureScope::DataSubject { reference, .. } => f
+                .debug_struct("DataSubject")
+                .field("subject", &"<redacted>")
+                .field("reference", reference)
+                .finish(),
+        }
+    }
 }
 
 /// One payload erased (or, in a dry run, that would be).
@@ -263,6 +279,19 @@ impl<S: LedgerWriter + Clone> Governance<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_data_subject() {
+        let scope = ErasureScope::DataSubject {
+            subject: "jane@example.com".into(),
+            reference: Some("DSR-1".into()),
+        };
+        let shown = format!("{scope:?}");
+        assert!(
+            !shown.contains("jane") && shown.contains("DSR-1"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_subject_matches_only_whole_string_values() {

@@ -23,7 +23,8 @@ use crate::{ApiError, AppState, Backend};
 pub const PURPOSE_HEADER: &str = "custody-purpose";
 
 /// The authenticated caller of a request, with what the access log needs to know about it.
-#[derive(Debug, Clone)]
+/// Its `Debug` leaves out the source address and user agent (personal data).
+#[derive(Clone)]
 pub struct Caller {
     /// Who.
     pub principal: Principal,
@@ -42,7 +43,7 @@ pub struct Caller {
 }
 
 /// What is known about a request before its token is checked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Attempt {
     pub route: String,
     pub tenant: Option<String>,
@@ -50,6 +51,18 @@ pub(crate) struct Attempt {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub purpose: Option<String>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("principal", &self.principal.id)
+            .field("token", &self.principal.token_id)
+            .field("action", &self.action)
+            .field("route", &self.route)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
@@ -164,14 +177,32 @@ pub(crate) async fn authorize<S: Backend>(
         purpose,
     };
     let now = crate::access::now_micros();
+    let source_key = attempt
+        .source
+        .map(|s| s.ip().to_string())
+        .unwrap_or_default();
     let principal = match st.auth.authenticate(bearer(headers), now).await {
         Ok(Ok(p)) => p,
         Ok(Err(denial)) => {
+            // Failed attempts spend the address's allowance; past it, not even the token is
+            // looked up.
+            if let Err(wait) = st
+                .failed_auth_limit
+                .take(&source_key, std::time::Instant::now())
+            {
+                return too_many(wait);
+            }
             crate::access::spawn_denial(&st, &attempt, None, action, denial.code());
             return unauthenticated(denial);
         }
         Err(e) => return ApiError::from(custody_ledger::LedgerError::from(e)).into_response(),
     };
+    if let Err(wait) = st
+        .principal_limit
+        .take(&principal.token_id, std::time::Instant::now())
+    {
+        return too_many(wait);
+    }
     let refusal = match gate {
         Gate::Open | Gate::AnyPrincipal => None,
         Gate::ServerAdmin => (!principal.is_server_admin()).then(|| {
@@ -227,6 +258,18 @@ pub(crate) async fn authorize<S: Backend>(
         purpose: attempt.purpose,
     });
     next.run(req).await
+}
+
+fn too_many(wait: u64) -> Response {
+    let mut resp = ApiError::from_status(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests from this caller; retry in {wait} s"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 fn describe_roles(p: &Principal) -> String {

@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod erasure;
 mod integrity;
+mod limits;
 mod principals;
 mod problem;
 mod routes;
@@ -30,6 +31,7 @@ use tokio::net::TcpListener;
 pub use access::{ACCESS_DENIED, ACCESS_READ};
 pub use auth::{Caller, PURPOSE_HEADER};
 pub use integrity::{FORK_DETECTED, INTEGRITY_FAILURE, reconcile_tenant, spawn_reconciliation};
+pub use limits::Rate;
 pub use principals::{PRINCIPAL_CREATED, TOKEN_ISSUED, TOKEN_REVOKED};
 pub use problem::ApiError;
 pub use routes::{MAX_BODY_BYTES, openapi, router};
@@ -47,14 +49,25 @@ pub struct AppState<S> {
     pub governance: Arc<Governance<S>>,
     /// Principals and tokens.
     pub auth: Arc<Auth<S>>,
+    /// Per-token request limits.
+    pub principal_limit: Arc<limits::Limiter>,
+    /// Per-address limits on failed authentication.
+    pub failed_auth_limit: Arc<limits::Limiter>,
 }
 
 impl<S: Backend> AppState<S> {
-    /// State over a ledger.
+    /// State over a ledger, with the default limits.
     pub fn new(ledger: Arc<Ledger<S>>) -> Self {
+        Self::with_options(ledger, &ServeOptions::default())
+    }
+
+    /// State over a ledger.
+    pub fn with_options(ledger: Arc<Ledger<S>>, options: &ServeOptions) -> Self {
         Self {
             governance: Arc::new(Governance::new(ledger.clone())),
             auth: Arc::new(Auth::new(ledger.store().clone())),
+            principal_limit: Arc::new(limits::Limiter::new(options.principal_rate)),
+            failed_auth_limit: Arc::new(limits::Limiter::new(options.failed_auth_rate)),
             ledger,
         }
     }
@@ -66,15 +79,42 @@ impl<S> Clone for AppState<S> {
             ledger: self.ledger.clone(),
             governance: self.governance.clone(),
             auth: self.auth.clone(),
+            principal_limit: self.principal_limit.clone(),
+            failed_auth_limit: self.failed_auth_limit.clone(),
         }
     }
 }
 
 /// How [`serve`] runs, beyond the router.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Deep-verify every log this often (`None`: never).
     pub reconcile_every: Option<std::time::Duration>,
+    /// Requests per authenticated token.
+    pub principal_rate: Rate,
+    /// Requests per source address that fail authentication (slows token guessing).
+    pub failed_auth_rate: Rate,
+    /// Longest a request may take, body included, before it is answered 408.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for ServeOptions {
+    /// Generous for pipelines (2,000 requests/s per token, bursts of 4,000), strict for
+    /// strangers (10 failed authentications/s per address, bursts of 50), 120 s per request.
+    fn default() -> Self {
+        Self {
+            reconcile_every: None,
+            principal_rate: Rate {
+                per_second: 2_000.0,
+                burst: 4_000.0,
+            },
+            failed_auth_rate: Rate {
+                per_second: 10.0,
+                burst: 50.0,
+            },
+            request_timeout: std::time::Duration::from_secs(120),
+        }
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests
@@ -86,11 +126,16 @@ pub async fn serve<S: Backend>(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(ledger.clone());
+    let state = AppState::with_options(ledger.clone(), &options);
     if let Some(every) = options.reconcile_every {
         spawn_reconciliation(state.clone(), every);
     }
-    let app = router(state);
+    let app = router(state)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(problem::ensure_problem));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -53,6 +53,11 @@ pub struct TestServer {
 /// Starts the real server on `127.0.0.1:0`. The listener is bound before the server task is
 /// spawned, so requests sent at once simply queue: no waiting for start-up.
 pub async fn start() -> TestServer {
+    start_with(custody_server::ServeOptions::default()).await
+}
+
+/// [`start`] with other limits or schedules.
+pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("custody.db");
     let store = SqliteStore::open(&db_path).await.expect("open store");
@@ -71,7 +76,7 @@ pub async fn start() -> TestServer {
     let task = tokio::spawn(custody_server::serve(
         listener,
         Arc::new(ledger),
-        custody_server::ServeOptions::default(),
+        options,
         async move {
             let _ = rx.await;
         },

@@ -11,6 +11,9 @@
 # Usage: scripts/bench-evidence.sh            (FILL=1000000 by default; about 15 minutes)
 #        FILL=20000 SHRINK=20 scripts/bench-evidence.sh   (a quick check of the script)
 # Results: one JSON line per run in $OUT (default bench-evidence.jsonl).
+# custody starts with --bootstrap-token-file; evidence-setup uses its administrator's token to
+# make the chain's principals and hands back a writer's token (ingest) and an auditor's
+# (traces, footprint); tokens never go to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p custody-cli -p custody-loadgen
@@ -35,7 +38,7 @@ phase() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 # Disk and memory of the server: one JSON line.
 footprint() { # $1 = label
   local logs inf gov bytes
-  logs=$(curl -sf "$URL/v1/tenants/$T/logs")
+  logs=$(curl -sf -H "Authorization: Bearer $ATOKEN" "$URL/v1/tenants/$T/logs")
   inf=$(jq '.logs[] | select(.name == "inference") | .size' <<< "$logs")
   gov=$(jq '.logs[] | select(.name == "governance") | .size' <<< "$logs")
   bytes=$(du -sb "$WORK/custody" | cut -f1)
@@ -47,18 +50,20 @@ footprint() { # $1 = label
 
 # --- custody server and the chain -----------------------------------------
 setsid target/release/custody serve --data-dir "$WORK/custody" --listen 127.0.0.1:0 \
-  --server-name bench.local > "$WORK/custody.log" 2>&1 &
+  --server-name bench.local --bootstrap-token-file "$WORK/admin.token" > "$WORK/custody.log" 2>&1 &
 CPID=$!
 for _ in $(seq 100); do grep -q "listening on" "$WORK/custody.log" && break; sleep 0.1; done
 URL=$(grep -o 'listening on http://[0-9.:]*' "$WORK/custody.log" | head -1 | sed 's/listening on //')
 for _ in $(seq 100); do curl -sf "$URL/healthz" > /dev/null && break; sleep 0.1; done
 phase "custody at $URL pid $CPID, data in $WORK"
-CHAIN=$("$B" evidence-setup --url "$URL" --tenant $T)
-echo "$CHAIN" | jq -c '{mode: "evidence-setup"} + .' >> "$OUT"
+CHAIN=$("$B" evidence-setup --url "$URL" --token "$(cat "$WORK/admin.token")" --tenant $T)
+echo "$CHAIN" | jq -c '{mode: "evidence-setup"} + . | del(.writer_token, .auditor_token)' >> "$OUT"
+WTOKEN=$(jq -r .writer_token <<< "$CHAIN")
+ATOKEN=$(jq -r .auditor_token <<< "$CHAIN")
 DEP=$(jq -r .deployment <<< "$CHAIN")
 VH=$(jq -r .version_hash <<< "$CHAIN")
 DS=$(jq -r '.datasets[0]' <<< "$CHAIN")
-INF=(--url "$URL" --tenant $T --deployment "$DEP" --version-hash "$VH")
+INF=(--url "$URL" --token "$WTOKEN" --tenant $T --deployment "$DEP" --version-hash "$VH")
 
 # --- fill: >= 1M inference records -----------------------------------------
 phase "fill: $FILL inference records, 4 clients, 1000 per request"
@@ -90,7 +95,7 @@ footprint "after ingest"
 # --- traces on the >= 1M-entry ledger --------------------------------------
 phase "traces backward from random request ids and forward from a dataset"
 # Each run stops after 2,000 traces or 60 s, whichever comes first.
-TR=(--url "$URL" --tenant $T --max-seconds "${TRACE_SECONDS:-60}")
+TR=(--url "$URL" --token "$ATOKEN" --tenant $T --max-seconds "${TRACE_SECONDS:-60}")
 run --pid $CPID trace-latency "${TR[@]}" --concurrency 1 --total 2000 --prefix fill- --ids "$FILL"
 run --pid $CPID trace-latency "${TR[@]}" --concurrency 16 --total 2000 --prefix fill- --ids "$FILL"
 run --pid $CPID trace-latency "${TR[@]}" --concurrency 1 --total 2000 --forward "$DS" --limit 100

@@ -3,6 +3,8 @@
 # the same bytes at the same durability, and the siglog transparency log, all on loopback.
 # Needs siglog installed (`cargo install siglog --root /opt/siglog`, or set SIGLOG=path).
 # Results: one JSON line per run in $OUT (default bench-results.jsonl).
+# custody starts with --bootstrap-token-file; its administrator's token makes a writer of the
+# bench tenant, whose token the loadgen sends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p custody-cli -p custody-loadgen
@@ -10,28 +12,32 @@ B=target/release/custody-loadgen
 SIGLOG=${SIGLOG:-/opt/siglog/bin/siglog}
 OUT=${OUT:-bench-results.jsonl}
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+CPID=
+trap '[ -z "$CPID" ] || kill "$CPID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 : > "$OUT"
 run() { "$B" --json "$@" >> "$OUT"; }
 
 # --- custody -------------------------------------------------------------
 rm -rf "$WORK/custody"
 setsid target/release/custody serve --data-dir "$WORK/custody" --listen 127.0.0.1:0 \
-  --server-name bench.local > "$WORK/custody.log" 2>&1 &
+  --server-name bench.local --bootstrap-token-file "$WORK/admin.token" > "$WORK/custody.log" 2>&1 &
 CPID=$!
 for _ in $(seq 50); do grep -q "listening on" "$WORK/custody.log" && break; sleep 0.1; done
 CURL=$(grep -o 'listening on http://[0-9.:]*' "$WORK/custody.log" | head -1 | sed 's/listening on //')
 echo "custody at $CURL pid $CPID" >&2
-run --pid $CPID http-append --url "$CURL" --tenant bench --concurrency 1 --total 5000
-run --pid $CPID http-append --url "$CURL" --tenant bench --concurrency 16 --total 20000
-run --pid $CPID http-append --url "$CURL" --tenant bench --concurrency 256 --total 20000
-run --pid $CPID http-append --url "$CURL" --tenant bench --concurrency 16 --total 100000 --batch 100
-run --pid $CPID http-proof --url "$CURL" --tenant bench --concurrency 1 --total 5000
-run --pid $CPID http-proof --url "$CURL" --tenant bench --concurrency 16 --total 20000
-run --pid $CPID http-proof --url "$CURL" --tenant bench --concurrency 256 --total 20000
+TOKEN=$("$B" principal --url "$CURL" --token "$(cat "$WORK/admin.token")" --tenant bench \
+  --name bench-writer --roles writer)
+run --pid $CPID http-append --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 1 --total 5000
+run --pid $CPID http-append --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 16 --total 20000
+run --pid $CPID http-append --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 256 --total 20000
+run --pid $CPID http-append --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 16 --total 100000 --batch 100
+run --pid $CPID http-proof --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 1 --total 5000
+run --pid $CPID http-proof --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 16 --total 20000
+run --pid $CPID http-proof --url "$CURL" --token "$TOKEN" --tenant bench --concurrency 256 --total 20000
 kill $CPID
 for _ in $(seq 100); do kill -0 $CPID 2>/dev/null || break; sleep 0.1; done
 if kill -0 $CPID 2>/dev/null; then echo "custody still running 10 s after SIGTERM: SIGKILL" >&2; kill -9 $CPID; fi
+CPID=
 du -sh "$WORK/custody" >&2
 
 # --- plain SQLite ----------------------------------------------------------

@@ -59,20 +59,26 @@ impl Rng {
     }
 }
 
-/// The entry as submitted to custody: `{"type","actor","subject","body":{"seq","blob"}}`.
+/// Principal id standing in for the writer in the baselines' envelopes: custody names the
+/// token's principal, an id of this shape, as the actor of what it appends.
+pub const BASELINE_ACTOR: &str = "p_0123456789abcdef0123";
+
+/// The entry as submitted to custody: `{"type","subject","body":{"seq","blob"}}`, without
+/// `actor`, which custody fills in from the token.
 pub fn submission(seq: u64, blob: &str) -> String {
     format!(
-        r#"{{"type":"x.bench.event","actor":{{"kind":"service","id":"svc-bench"}},"subject":{{"kind":"x_item","id":"item-{seq}"}},"body":{{"seq":{seq},"blob":"{blob}"}}}}"#
+        r#"{{"type":"x.bench.event","subject":{{"kind":"x_item","id":"item-{seq}"}},"body":{{"seq":{seq},"blob":"{blob}"}}}}"#
     )
 }
 
 /// The same entry as custody would seal it: the submitted fields plus `id`, `log`, `tenant`,
-/// `time` and `v`, keys sorted as RFC 8785 requires. These are the bytes the baselines store.
+/// `time` and `v`, and the `actor` custody fills in from the token, keys sorted as RFC 8785
+/// requires. These are the bytes the baselines store.
 pub fn canonical_envelope(seq: u64, blob: &str, tenant: &str, log: &str) -> String {
     let id = uuid::Uuid::now_v7();
     let time = rfc3339_now();
     format!(
-        r#"{{"actor":{{"id":"svc-bench","kind":"service"}},"body":{{"blob":"{blob}","seq":{seq}}},"id":"{id}","log":"{log}","subject":{{"id":"item-{seq}","kind":"x_item"}},"tenant":"{tenant}","time":"{time}","type":"x.bench.event","v":1}}"#
+        r#"{{"actor":{{"id":"{BASELINE_ACTOR}","kind":"service"}},"body":{{"blob":"{blob}","seq":{seq}}},"id":"{id}","log":"{log}","subject":{{"id":"item-{seq}","kind":"x_item"}},"tenant":"{tenant}","time":"{time}","type":"x.bench.event","v":1}}"#
     )
 }
 
@@ -133,9 +139,11 @@ mod tests {
         assert_eq!(blob.len(), 200);
         let s: serde_json::Value = serde_json::from_str(&submission(7, &blob)).unwrap();
         assert_eq!(s["body"]["seq"], 7);
+        assert!(s.get("actor").is_none());
         let e: serde_json::Value =
             serde_json::from_str(&canonical_envelope(7, &blob, "bench", "governance")).unwrap();
         assert_eq!(e["subject"]["id"], "item-7");
+        assert_eq!(e["actor"]["id"], BASELINE_ACTOR);
         assert_eq!(leaf_hash(b"").len(), 32);
     }
 }

@@ -2,7 +2,7 @@
 //! inference records as NDJSON, and timing traces whose every proof is checked here with
 //! `custody_core` against the logs' signed checkpoints.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,8 +25,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::entry::Rng;
-use crate::http::{claim, client, create_tenant, excerpt, run_workers};
+use crate::http::{Auth, Token, claim, client, excerpt, run_workers};
 use crate::inference::{RecordSpec, ndjson, request_id};
+use crate::principal::{Member, create_principal, create_tenant};
 use crate::report::{Report, Tally, percentile_ms};
 
 /// Options of `evidence-setup`.
@@ -35,6 +36,10 @@ pub struct SetupArgs {
     /// Base URL of the custody server.
     #[arg(long)]
     pub url: String,
+    /// The server administrator's token (`custody serve --bootstrap-token-file`): it creates
+    /// the tenant and its principals, which then record the chain with their own tokens.
+    #[command(flatten)]
+    pub auth: Auth,
     /// Tenant to create (must not hold a chain yet).
     #[arg(long, default_value = "evidence")]
     pub tenant: String,
@@ -43,7 +48,7 @@ pub struct SetupArgs {
     pub environment: String,
 }
 
-/// What `evidence-setup` registered: the ids later modes need.
+/// What `evidence-setup` registered: the ids and tokens later modes need.
 #[derive(Debug, Serialize)]
 pub struct Chain {
     /// The tenant.
@@ -58,6 +63,12 @@ pub struct Chain {
     pub run: String,
     /// Size of the governance log after setup.
     pub governance_size: u64,
+    /// Principal id of each actor of the chain, by its role in the story (e.g. `scorer`).
+    pub principals: BTreeMap<String, String>,
+    /// Token of the scoring service (writer): for `http-inference`.
+    pub writer_token: Token,
+    /// Token of the auditor: for `trace-latency`.
+    pub auditor_token: Token,
     /// Seconds the setup took.
     pub seconds: f64,
 }
@@ -66,13 +77,59 @@ fn sha(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn entry(entry_type: &str, actor: &str, kind: &str, id: &str, body: Value) -> Value {
+/// An entry without `actor`: custody fills it in from the token of whoever sends it.
+fn entry(entry_type: &str, kind: &str, id: &str, body: Value) -> Value {
     json!({
         "type": entry_type,
-        "actor": {"kind": if actor.starts_with("usr-") { "user" } else { "service" }, "id": actor},
         "subject": {"kind": kind, "id": id},
         "body": body,
     })
+}
+
+/// Who records the chain: each a principal of the tenant with its own roles and token. The
+/// trainer never approves (separation of duties); the admin also writes, to promote.
+const CAST: [(&str, &str, &[&str]); 8] = [
+    ("etl", "svc-etl", &["writer"]),
+    ("trainer", "svc-train", &["writer"]),
+    ("admin", "usr-admin", &["admin", "writer"]),
+    ("approver1", "usr-bob", &["approver"]),
+    ("approver2", "usr-carol", &["approver"]),
+    ("deployer", "svc-deploy", &["writer"]),
+    ("scorer", "svc-scorer", &["writer"]),
+    ("auditor", "usr-auditor", &["auditor"]),
+];
+
+/// The chain's principals, by role in the story, each with a client sending its token.
+struct Cast(HashMap<&'static str, (Member, Client)>);
+
+impl Cast {
+    async fn create(admin: &Client, base: &str, tenant: &str) -> Result<Self> {
+        let mut members = HashMap::new();
+        for (role, name, roles) in CAST {
+            let kind = if name.starts_with("usr-") {
+                "user"
+            } else {
+                "service"
+            };
+            let m = create_principal(admin, base, tenant, kind, name, roles).await?;
+            let c = client(4, Some(&m.token))?;
+            members.insert(role, (m, c));
+        }
+        Ok(Cast(members))
+    }
+
+    fn get(&self, role: &str) -> &(Member, Client) {
+        &self.0[role]
+    }
+
+    fn id(&self, role: &str) -> &str {
+        &self.get(role).0.id
+    }
+
+    /// Appends one governance entry as `role` and requires 201.
+    async fn post(&self, role: &str, url: &str, e: &Value) -> Result<u64> {
+        post_governance(&self.get(role).1, url, e).await
+    }
 }
 
 /// Appends one governance entry and requires 201.
@@ -123,14 +180,17 @@ fn model_files(seed: u64) -> (String, Value) {
     )
 }
 
-/// `evidence-setup`: creates the tenant and registers 2 datasets, a training run, a model
-/// version with its manifest, the gate policy, 2 approver keys (Ed25519 and P-256), 2 signed
-/// approvals, the promotion and a deployment.
+/// `evidence-setup`: creates the tenant and its principals (see [`CAST`]), then registers as
+/// them 2 datasets, a training run, a model version with its manifest, the gate policy, 2
+/// approver keys (Ed25519 and P-256), 2 signed approvals, the promotion and a deployment.
 pub async fn setup(a: &SetupArgs) -> Result<Chain> {
     let start = Instant::now();
-    let client = client(4)?;
+    let admin = client(1, Some(&a.auth.token))?;
     let base = a.url.trim_end_matches('/').to_string();
-    create_tenant(&client, &base, &a.tenant).await?;
+    create_tenant(&admin, &base, &a.tenant).await?;
+    let cast = Cast::create(&admin, &base, &a.tenant)
+        .await
+        .context("creating the chain's principals (with the server administrator's token)")?;
     let url = format!("{base}/v1/tenants/{}/logs/governance/entries", a.tenant);
     let env = a.environment.as_str();
 
@@ -141,14 +201,13 @@ pub async fn setup(a: &SetupArgs) -> Result<Chain> {
     for (d, name) in &datasets {
         let e = entry(
             "dataset_version.registered",
-            "svc-etl",
             "dataset_version",
             d,
             json!({"name": name, "version": "2025-10", "uri": format!("s3://lake/{name}/2025-10"), "digest": d,
                    "row_count": 1_200_000, "schema": {"format": "parquet", "fields": [{"name": "income", "type": "float"}, {"name": "loan_amount", "type": "float"}]},
                    "legal_basis": "contract:DPA-2025-14"}),
         );
-        post_governance(&client, &url, &e)
+        cast.post("etl", &url, &e)
             .await
             .context("registering a dataset (use a fresh tenant)")?;
     }
@@ -156,7 +215,6 @@ pub async fn setup(a: &SetupArgs) -> Result<Chain> {
     let run = "run-2025-11-credit";
     let mut e = entry(
         "training_run.recorded",
-        "usr-alice",
         "training_run",
         run,
         json!({"code_commit": "9f2c1e7a0b3d4c5e6f708192a3b4c5d6e7f80912", "parameters": {"learning_rate": 0.05, "trees": 400},
@@ -168,45 +226,42 @@ pub async fn setup(a: &SetupArgs) -> Result<Chain> {
         .iter()
         .map(|(d, _)| json!({"kind": "dataset_version", "id": d, "rel": "trained_on"}))
         .collect();
-    post_governance(&client, &url, &e).await?;
+    cast.post("trainer", &url, &e).await?;
 
     let (version_hash, files) = model_files(2025);
     let mut e = entry(
         "model_version.registered",
-        "svc-train",
         "model_version",
         &version_hash,
         json!({"name": "credit-risk", "version": "7", "version_hash": version_hash, "files": files,
                "framework": "lightgbm", "registry": {"kind": "mlflow", "uri": "models:/credit-risk/7"}}),
     );
     e["related"] = json!([{"kind": "training_run", "id": run, "rel": "produced_by"}]);
-    post_governance(&client, &url, &e).await?;
+    cast.post("trainer", &url, &e).await?;
 
     let e = entry(
         "policy.updated",
-        "usr-admin",
         "policy",
         "gates",
         json!({"targets": {env: {"min_approvals": 2, "required_criteria": ["auc"], "separation_of_duties": true}},
                "clock_skew_ms": 2000}),
     );
-    post_governance(&client, &url, &e).await?;
+    cast.post("admin", &url, &e).await?;
 
     let approvers = [
-        ("usr-bob", SigningKey::generate_ed25519()?),
-        ("usr-carol", SigningKey::generate_p256()?),
+        ("approver1", SigningKey::generate_ed25519()?),
+        ("approver2", SigningKey::generate_p256()?),
     ];
-    for (id, key) in &approvers {
+    for (role, key) in &approvers {
         let e = entry(
             "approver_key.registered",
-            "usr-admin",
             "approver",
-            id,
+            cast.id(role),
             json!({"public_key": key.public_key().to_pem()}),
         );
-        post_governance(&client, &url, &e).await?;
+        cast.post("admin", &url, &e).await?;
     }
-    for (id, key) in &approvers {
+    for (role, key) in &approvers {
         let predicate = ApprovalPredicate {
             decision: Decision::Approve,
             target: env.into(),
@@ -225,34 +280,31 @@ pub async fn setup(a: &SetupArgs) -> Result<Chain> {
         let envelope = dsse::sign(key, "application/vnd.in-toto+json", &statement, &fp);
         let mut e = entry(
             "approval.submitted",
-            id,
             "model_version",
             &version_hash,
             json!({}),
         );
         e["payload"] = envelope.to_json();
-        post_governance(&client, &url, &e).await?;
+        cast.post(role, &url, &e).await?;
     }
 
     let mut e = entry(
         "promotion.recorded",
-        "usr-lead",
         "model_version",
         &version_hash,
-        json!({"to": version_hash, "environment": env, "authoriser": "usr-lead"}),
+        json!({"to": version_hash, "environment": env, "authoriser": cast.id("admin")}),
     );
     e["payload"] = json!({"reason": "quarterly refresh"});
-    post_governance(&client, &url, &e).await?;
+    cast.post("admin", &url, &e).await?;
 
     let deployment = "dep-credit-risk-7";
     let e = entry(
         "deployment.recorded",
-        "svc-deploy",
         "deployment",
         deployment,
         json!({"environment": env, "endpoint": "https://score.bank.example/v1", "config_digest": sha(deployment.as_bytes()), "version_hash": version_hash}),
     );
-    let governance_size = post_governance(&client, &url, &e).await?;
+    let governance_size = cast.post("deployer", &url, &e).await?;
 
     Ok(Chain {
         tenant: a.tenant.clone(),
@@ -261,6 +313,12 @@ pub async fn setup(a: &SetupArgs) -> Result<Chain> {
         datasets: datasets.iter().map(|(d, _)| d.clone()).collect(),
         run: run.into(),
         governance_size,
+        principals: CAST
+            .iter()
+            .map(|(role, _, _)| (role.to_string(), cast.id(role).to_owned()))
+            .collect(),
+        writer_token: cast.get("scorer").0.token.clone(),
+        auditor_token: cast.get("auditor").0.token.clone(),
         seconds: (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     })
 }
@@ -271,6 +329,8 @@ pub struct InferenceArgs {
     /// Base URL of the custody server.
     #[arg(long)]
     pub url: String,
+    #[command(flatten)]
+    pub auth: Auth,
     /// Tenant set up by `evidence-setup`.
     #[arg(long, default_value = "evidence")]
     pub tenant: String,
@@ -345,7 +405,7 @@ pub async fn http_inference(a: &InferenceArgs) -> Result<Report> {
         a.concurrency > 0 && a.batch > 0,
         "concurrency and batch must be positive"
     );
-    let client = client(a.concurrency)?;
+    let client = client(a.concurrency, Some(&a.auth.token))?;
     let base = a.url.trim_end_matches('/');
     let url: Arc<str> = format!("{base}/v1/tenants/{}/logs/inference/entries", a.tenant).into();
     let spec = Arc::new(RecordSpec {
@@ -408,6 +468,8 @@ pub struct TraceArgs {
     /// Base URL of the custody server.
     #[arg(long)]
     pub url: String,
+    #[command(flatten)]
+    pub auth: Auth,
     /// Tenant set up by `evidence-setup`.
     #[arg(long, default_value = "evidence")]
     pub tenant: String,
@@ -610,7 +672,7 @@ pub async fn trace_latency(a: &TraceArgs) -> Result<Report> {
         a.forward.is_some() || a.ids > 0,
         "give --ids (request ids written with --prefix) or --forward SUBJECT"
     );
-    let client = client(a.concurrency)?;
+    let client = client(a.concurrency, Some(&a.auth.token))?;
     let base = a.url.trim_end_matches('/').to_string();
     let verifier = Arc::new(Verifier::pin(&client, &base, &a.tenant).await?);
     let url: Arc<str> = format!("{base}/v1/tenants/{}/trace", a.tenant).into();

@@ -1,7 +1,8 @@
 //! HTTP modes: appends to and inclusion proofs from custody, and appends to siglog.
 //!
 //! Every mode runs `concurrency` tokio tasks that share one `reqwest::Client` (one connection
-//! pool) and claim work from a shared counter until `total` is reached.
+//! pool) and claim work from a shared counter until `total` is reached. Requests to custody
+//! carry the API token given with `--token` (or `CUSTODY_TOKEN`) as a default header.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::entry::{Rng, canonical_envelope, submission};
@@ -39,13 +40,71 @@ struct InclusionProof {
     hashes: Vec<String>,
 }
 
+/// A custody API token, `cst_<20 hex>_<64 hex>`. Its `Debug` form hides it, so printing the
+/// options of a run never shows it; it is serialized as is (evidence-setup's output).
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token as custody issued it.
+    pub fn new(token: impl Into<String>) -> Self {
+        Token(token.into().trim().to_owned())
+    }
+
+    /// The token itself, for a header or the one place that prints it on purpose.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it has the shape of a custody token (checked before use, so that a bad value is
+    /// reported without being echoed).
+    fn well_formed(&self) -> bool {
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        match self.0.strip_prefix("cst_").and_then(|r| r.split_once('_')) {
+            Some((id, secret)) => hex(id, 20) && hex(secret, 64),
+            None => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Token::new(s))
+    }
+}
+
+/// How a mode authenticates to custody.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Auth {
+    /// API token (cst_...) sent as `Authorization: Bearer` on every request. Prefer the
+    /// environment variable: a flag shows in `ps`.
+    #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
+    pub token: Token,
+}
+
+/// Why the benchmark reads: sent as `Custody-Purpose` on every request to custody, recorded
+/// with each access-logged read (payloads are only returned with a purpose).
+const PURPOSE: &str = "benchmark";
+
 /// Options of `http-append`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AppendArgs {
     /// Base URL of the custody server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub url: String,
-    /// Tenant to append to; created first (an existing one is fine).
+    #[command(flatten)]
+    pub auth: Auth,
+    /// Tenant to append to; it must exist and the token must be one of its writers (the
+    /// `principal` mode makes both).
     #[arg(long, default_value = "bench")]
     pub tenant: String,
     /// Log to append to.
@@ -71,6 +130,8 @@ pub struct ProofArgs {
     /// Base URL of the custody server.
     #[arg(long)]
     pub url: String,
+    #[command(flatten)]
+    pub auth: Auth,
     /// Tenant to read.
     #[arg(long, default_value = "bench")]
     pub tenant: String,
@@ -107,11 +168,29 @@ pub struct SiglogArgs {
 }
 
 /// One client for all tasks, keeping up to `concurrency` idle connections to the server.
-pub(crate) fn client(concurrency: usize) -> Result<Client> {
+/// With a token (custody), every request carries it and the benchmark's purpose; siglog
+/// needs none.
+pub(crate) fn client(concurrency: usize, token: Option<&Token>) -> Result<Client> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        ensure!(
+            token.well_formed(),
+            "--token / CUSTODY_TOKEN is not a custody token: expected cst_<20 hex>_<64 hex>"
+        );
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.0))
+            .map_err(|_| anyhow!("the token is not a valid header value"))?;
+        bearer.set_sensitive(true);
+        headers.insert(AUTHORIZATION, bearer);
+        headers.insert(
+            HeaderName::from_static("custody-purpose"),
+            HeaderValue::from_static(PURPOSE),
+        );
+    }
     Ok(Client::builder()
         .pool_max_idle_per_host(concurrency)
         .no_proxy()
         .timeout(Duration::from_secs(120))
+        .default_headers(headers)
         .build()?)
 }
 
@@ -142,24 +221,6 @@ pub(crate) fn claim(next: &AtomicU64, n: u64, total: u64) -> Option<(u64, u64)> 
 /// The start of a response body, for error messages.
 pub(crate) fn excerpt(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()
-}
-
-/// Creates the tenant, accepting one that already exists.
-pub(crate) async fn create_tenant(client: &Client, base: &str, tenant: &str) -> Result<()> {
-    let resp = client
-        .post(format!("{base}/v1/tenants"))
-        .json(&serde_json::json!({ "name": tenant }))
-        .send()
-        .await
-        .with_context(|| format!("POST {base}/v1/tenants"))?;
-    let status = resp.status();
-    if status != StatusCode::CREATED && status != StatusCode::CONFLICT {
-        bail!(
-            "creating tenant {tenant}: HTTP {status}: {}",
-            excerpt(&resp.bytes().await?)
-        );
-    }
-    Ok(())
 }
 
 /// Sends one append request and checks that custody says every entry is already covered by
@@ -206,9 +267,8 @@ pub async fn http_append(a: &AppendArgs) -> Result<Report> {
         a.concurrency > 0 && a.batch > 0,
         "concurrency and batch must be positive"
     );
-    let client = client(a.concurrency)?;
+    let client = client(a.concurrency, Some(&a.auth.token))?;
     let base = a.url.trim_end_matches('/').to_string();
-    create_tenant(&client, &base, &a.tenant).await?;
     let url: Arc<str> = format!("{base}/v1/tenants/{}/logs/{}/entries", a.tenant, a.log).into();
     let next = Arc::new(AtomicU64::new(0));
     let (total, batch, payload) = (a.total, a.batch, a.payload_bytes);
@@ -285,7 +345,7 @@ async fn get_proof(client: &Client, url: &str, index: u64, size: u64) -> Result<
 /// `http-proof`: fetches `total` inclusion proofs of random leaves at the current size.
 pub async fn http_proof(a: &ProofArgs) -> Result<Report> {
     ensure!(a.concurrency > 0, "concurrency must be positive");
-    let client = client(a.concurrency)?;
+    let client = client(a.concurrency, Some(&a.auth.token))?;
     let base = format!(
         "{}/v1/tenants/{}/logs/{}",
         a.url.trim_end_matches('/'),
@@ -358,7 +418,7 @@ async fn post_add(client: &Client, url: &str, body: String) -> Result<()> {
 /// since siglog acknowledges an entry before any checkpoint includes it.
 pub async fn siglog_add(a: &SiglogArgs) -> Result<Report> {
     ensure!(a.concurrency > 0, "concurrency must be positive");
-    let client = client(a.concurrency)?;
+    let client = client(a.concurrency, None)?;
     let base = a.url.trim_end_matches('/').to_string();
     let initial = siglog_size(&client, &base).await?;
     let url: Arc<str> = format!("{base}/add").into();
@@ -432,6 +492,15 @@ mod tests {
         assert_eq!(claim(&next, 4, 10), Some((4, 4)));
         assert_eq!(claim(&next, 4, 10), Some((8, 2)));
         assert_eq!(claim(&next, 4, 10), None);
+    }
+
+    #[test]
+    fn tokens_are_checked_and_never_shown() {
+        let t = Token::new(format!("cst_{}_{}\n", "a1".repeat(10), "0f".repeat(32)));
+        assert!(t.well_formed());
+        assert!(!format!("{t:?}").contains("a1a1"));
+        assert!(!Token::new("cst_abc_def").well_formed());
+        assert!(!Token::new(format!("xst_{}_{}", "a1".repeat(10), "0f".repeat(32))).well_formed());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The inference record of the evidence benchmarks: one NDJSON line as a credit-scoring
 //! service would send it after answering a request, with the applicant's input features and
-//! the model's output in the committed payload: about 370 bytes of payload, about 760 bytes
+//! the model's output in the committed payload: about 370 bytes of payload, about 730 bytes
 //! a line.
 
 use crate::entry::Rng;
@@ -75,7 +75,7 @@ pub fn line(spec: &RecordSpec, request_id: &str, client_time: &str, rng: &mut Rn
     let (hash, dep) = (&spec.version_hash, &spec.deployment);
     format!(
         concat!(
-            r#"{{"type":"{entry_type}","actor":{{"kind":"service","id":"svc-scorer"}},"#,
+            r#"{{"type":"{entry_type}","#,
             r#""subject":{{"kind":"{subject_kind}","id":"{request_id}"}},"client_time":"{client_time}","#,
             r#""related":[{{"kind":"deployment","id":"{dep}","rel":"served_by"}}],"#,
             r#""body":{{"version_hash":"{hash}","latency_ms":{latency},"decision":"{decision}","model_name":"credit-risk"}},"#,
@@ -157,6 +157,7 @@ mod tests {
             );
             let v: serde_json::Value = serde_json::from_str(&l).unwrap();
             assert_eq!(v["subject"]["id"], "req-7");
+            assert!(v.get("actor").is_none(), "custody fills in the actor");
             assert!(v["payload"]["output"]["score"].is_number());
             let payload = serde_json::to_string(&v["payload"]).unwrap();
             assert!(

@@ -10,11 +10,18 @@
 //! inference records as NDJSON (`http-inference`, also as generic entries without the serving
 //! check), times verified traces (`trace-latency`), and runs the plain-SQLite baseline on the
 //! same records (`sqlite-ndjson`, `sqlite-lookup`).
+//!
+//! Every mode that talks to custody takes an API token (`--token`, or `CUSTODY_TOKEN`):
+//! `principal` and `evidence-setup` the server administrator's, which they use to make the
+//! tenant's principals, and the measuring modes a token of the right role (a writer to append,
+//! an auditor to trace). The token is never printed, except by `principal`, whose output it
+//! is.
 
 mod entry;
 mod evidence;
 mod http;
 mod inference;
+mod principal;
 mod report;
 mod sqlite;
 mod sqlite_ndjson;
@@ -55,8 +62,14 @@ enum Mode {
     SqliteInsert(sqlite::SqliteArgs),
     /// Add entries to a siglog server (POST /add) and wait for its checkpoint to cover them.
     SiglogAdd(http::SiglogArgs),
-    /// Create a tenant and register an evidence chain (datasets, training run, model version,
-    /// policy, approver keys, signed approvals, promotion, deployment); prints the ids as JSON.
+    /// Create a principal of a tenant (and the tenant if missing) with the server
+    /// administrator's token; prints the principal's token on stdout, e.g. a writer's for
+    /// `http-append`.
+    Principal(principal::PrincipalArgs),
+    /// Create a tenant and its principals, and register as them an evidence chain (datasets,
+    /// training run, model version, policy, approver keys, signed approvals, promotion,
+    /// deployment); prints the ids and the tokens of the scorer (`writer_token`) and the
+    /// auditor (`auditor_token`) as JSON.
     EvidenceSetup(evidence::SetupArgs),
     /// Post inference records as NDJSON to the inference log; OK means 201, covered by the
     /// acknowledged checkpoint and not flagged as served by other weights.
@@ -89,6 +102,17 @@ fn main() -> Result<()> {
         .worker_threads(cli.threads.max(1))
         .enable_all()
         .build()?;
+    if let Mode::Principal(a) = &cli.mode {
+        let made = runtime.block_on(principal::principal(a))?;
+        eprintln!(
+            "principal: {} in tenant {} with roles {}",
+            made.id,
+            a.tenant,
+            a.roles.join(",")
+        );
+        println!("{}", made.token.expose());
+        return Ok(());
+    }
     if let Mode::EvidenceSetup(a) = &cli.mode {
         let chain = runtime.block_on(evidence::setup(a))?;
         eprintln!(
@@ -116,6 +140,7 @@ fn main() -> Result<()> {
             Mode::EvidenceSetup(_) => {
                 anyhow::bail!("evidence-setup registers a chain; it measures nothing")
             }
+            Mode::Principal(_) => anyhow::bail!("principal makes a principal; it measures nothing"),
         }
     })?;
     if let Some(pid) = cli.pid {

@@ -33,8 +33,9 @@ use custody_core::merkle::{self, Frontier, Hash, Subtree};
 use uuid::Uuid;
 
 use crate::{
-    AppendBatch, EntryFilter, EntryIndexFields, ExistingEntry, LedgerReader, LedgerWriter, LogKey,
-    LogRecord, NewEntry, StoreError, StoreResult, StoredCheckpoint, StoredEntry, StoredPayload,
+    AppendBatch, AuthStore, EntryFilter, EntryIndexFields, ExistingEntry, LedgerReader,
+    LedgerWriter, LogKey, LogRecord, NewEntry, PayloadHolder, PrincipalRow, StoreError,
+    StoreResult, StoredCheckpoint, StoredEntry, StoredPayload, TokenRow,
 };
 
 /// The names of every case, in the order [`run_all`] runs them.
@@ -61,6 +62,9 @@ pub const CASES: &[&str] = &[
     "logs_of_one_tenant_are_isolated",
     "readers_see_a_whole_batch_or_none",
     "out_of_range_positions_are_absent",
+    "payloads_are_listed_and_erased",
+    "every_signed_checkpoint_is_listed",
+    "principals_and_tokens",
 ];
 
 /// Server name in the origins of the logs the suite creates.
@@ -146,7 +150,7 @@ impl fmt::Display for Report {
 /// the others.
 pub async fn run_all<S, F, Fut>(backend: &str, fresh: F) -> Report
 where
-    S: LedgerWriter + Clone,
+    S: LedgerWriter + AuthStore + Clone,
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
@@ -207,6 +211,11 @@ where
             "out_of_range_positions_are_absent" => {
                 Box::pin(out_of_range_positions_are_absent(&fresh))
             }
+            "payloads_are_listed_and_erased" => Box::pin(payloads_are_listed_and_erased(&fresh)),
+            "every_signed_checkpoint_is_listed" => {
+                Box::pin(every_signed_checkpoint_is_listed(&fresh))
+            }
+            "principals_and_tokens" => Box::pin(principals_and_tokens(&fresh)),
             other => Box::pin(async move {
                 panic!("case {other:?} is listed in CASES but run_all has no implementation of it")
             }),
@@ -2519,5 +2528,317 @@ where
         "positions beyond i64::MAX are valid u64 arguments and name nothing stored, so reads \
          must answer None/empty (not an error):\n  {}",
         problems.join("\n  ")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases: erasure, checkpoint listing, principals and tokens
+// ---------------------------------------------------------------------------------------------
+
+fn holders(model: &LogModel, indexes: &[u64]) -> Vec<PayloadHolder> {
+    indexes
+        .iter()
+        .map(|i| {
+            let e = &model.entries()[*i as usize];
+            PayloadHolder {
+                index: e.index,
+                id: e.id,
+                entry_type: e.fields.entry_type.clone(),
+                time_micros: e.fields.time_micros,
+                payload: e.payload.clone().expect("a payload"),
+            }
+        })
+        .collect()
+}
+
+async fn payloads_are_listed_and_erased<S, F, Fut>(fresh: &F)
+where
+    S: LedgerWriter + Clone,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = fresh().await;
+    let mut logs = create(&store, "erasure").await;
+    let drafts: Vec<Draft> = (1..=8u128)
+        .map(|n| {
+            let d = Draft::numbered(n);
+            if n % 2 == 0 {
+                d.with_payload(format!(r#"{{"n":{n}}}"#).as_bytes(), n as u8)
+            } else {
+                d
+            }
+        })
+        .collect();
+    logs[0].append(&store, drafts[..5].to_vec()).await;
+    logs[0].append(&store, drafts[5..].to_vec()).await;
+    logs[1]
+        .append(
+            &store,
+            numbered([100])
+                .into_iter()
+                .map(|d| d.with_payload(b"{}", 9))
+                .collect(),
+        )
+        .await;
+    let gov = &logs[0];
+    let k = gov.key().clone();
+    let list = |from: u64, before: Option<i64>, limit: u32| {
+        let store = store.clone();
+        let k = k.clone();
+        async move { ok(store.payloads(&k, from, before, limit).await, "payloads") }
+    };
+    assert_eq!(
+        list(0, None, 100).await,
+        holders(gov, &[1, 3, 5, 7]),
+        "every payload, in index order"
+    );
+    assert_eq!(
+        list(2, None, 2).await,
+        holders(gov, &[3, 5]),
+        "from and limit"
+    );
+    let cut = gov.entries()[5].fields.time_micros;
+    assert_eq!(
+        list(0, Some(cut), 100).await,
+        holders(gov, &[1, 3]),
+        "before is exclusive"
+    );
+    assert_eq!(
+        ok(store.erase_payload(&k, 3).await, "erase"),
+        true,
+        "erasing a payload"
+    );
+    assert_eq!(
+        ok(store.erase_payload(&k, 3).await, "erase"),
+        false,
+        "erasing it again"
+    );
+    assert_eq!(
+        ok(store.erase_payload(&k, 2).await, "erase"),
+        false,
+        "an entry without payload"
+    );
+    assert_eq!(
+        ok(store.erase_payload(&k, 99).await, "erase"),
+        false,
+        "beyond the log"
+    );
+    ok(store.compact().await, "compact");
+    let mut want = gov.expected(0, 8);
+    want[3].payload = None;
+    assert_entries(
+        &ok(store.entry_range(&k, 0, 8).await, "entry_range"),
+        &want,
+        "after erasure and compaction: only entry 3 lost its payload",
+    );
+    assert_eq!(
+        list(0, None, 100).await,
+        holders(gov, &[1, 5, 7]),
+        "the erased payload is no longer listed"
+    );
+    assert_eq!(
+        ok(store.payloads(logs[1].key(), 0, None, 10).await, "payloads").len(),
+        1,
+        "another log's payloads are untouched"
+    );
+    assert_eq!(
+        ok(store.latest_checkpoint(&k).await, "latest"),
+        *gov.latest(),
+        "erasure leaves the tree alone"
+    );
+    let missing = LogKey {
+        tenant: tenant("nobody"),
+        log: LogName::Governance,
+    };
+    expect_err(
+        store.payloads(&missing, 0, None, 1).await,
+        &["NotFound"],
+        "payloads of an unknown log",
+    );
+    expect_err(
+        store.erase_payload(&missing, 0).await,
+        &["NotFound"],
+        "erase in an unknown log",
+    );
+}
+
+async fn every_signed_checkpoint_is_listed<S, F, Fut>(fresh: &F)
+where
+    S: LedgerWriter + Clone,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = fresh().await;
+    let mut logs = create(&store, "cps").await;
+    logs[0].append(&store, numbered(1..=3)).await;
+    logs[0].append(&store, numbered(4..=4)).await;
+    logs[0].append(&store, numbered(5..=9)).await;
+    let gov = &logs[0];
+    let k = gov.key();
+    assert_eq!(
+        ok(store.checkpoints(k, 0, 100).await, "checkpoints"),
+        gov.checkpoints().to_vec(),
+        "all, smallest first"
+    );
+    assert_eq!(
+        ok(store.checkpoints(k, 4, 100).await, "checkpoints"),
+        gov.checkpoints()[2..].to_vec(),
+        "from a size"
+    );
+    assert_eq!(
+        ok(store.checkpoints(k, 1, 2).await, "checkpoints"),
+        gov.checkpoints()[1..3].to_vec(),
+        "limit"
+    );
+    assert!(
+        ok(store.checkpoints(k, 10, 100).await, "checkpoints").is_empty(),
+        "beyond the log"
+    );
+    assert_eq!(
+        ok(
+            store.checkpoints(logs[1].key(), 0, 100).await,
+            "checkpoints"
+        ),
+        vec![logs[1].created().clone()],
+        "another log"
+    );
+}
+
+fn principal_row(id: &str, tenant: Option<&str>) -> PrincipalRow {
+    PrincipalRow {
+        id: id.into(),
+        tenant: tenant.map(str::to_owned),
+        kind: "user".into(),
+        name: format!("Name of {id}"),
+        roles: "auditor".into(),
+        created_micros: T0,
+    }
+}
+
+fn token_row(id: &str, principal: &str, created: i64) -> TokenRow {
+    TokenRow {
+        id: id.into(),
+        principal_id: principal.into(),
+        secret_hash: [id.len() as u8; 32],
+        created_micros: created,
+        expires_micros: created + 1_000,
+        revoked_micros: None,
+    }
+}
+
+async fn principals_and_tokens<S, F, Fut>(fresh: &F)
+where
+    S: LedgerWriter + AuthStore + Clone,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = fresh().await;
+    let admin = principal_row("p-admin", None);
+    assert!(
+        ok(
+            store
+                .bootstrap(admin.clone(), token_row("t-admin", "p-admin", T0))
+                .await,
+            "bootstrap"
+        ),
+        "the first bootstrap creates"
+    );
+    assert!(
+        !ok(
+            store
+                .bootstrap(
+                    principal_row("p-other", None),
+                    token_row("t-other", "p-other", T0)
+                )
+                .await,
+            "bootstrap"
+        ),
+        "a second bootstrap does nothing"
+    );
+    assert_eq!(
+        ok(store.principal("p-other").await, "principal"),
+        None,
+        "nothing of the refused bootstrap was written"
+    );
+    assert_eq!(
+        ok(store.token("t-other").await, "token"),
+        None,
+        "nothing of the refused bootstrap was written"
+    );
+    let alice = principal_row("p-alice", Some("acme"));
+    let bob = principal_row("p-bob", Some("acme"));
+    ok(store.create_principal(bob.clone()).await, "create bob");
+    ok(store.create_principal(alice.clone()).await, "create alice");
+    ok(
+        store
+            .create_principal(principal_row("p-eve", Some("globex")))
+            .await,
+        "create eve",
+    );
+    expect_err(
+        store.create_principal(alice.clone()).await,
+        &["Conflict"],
+        "the same principal id twice",
+    );
+    assert_eq!(
+        ok(store.principal("p-alice").await, "principal"),
+        Some(alice.clone())
+    );
+    assert_eq!(ok(store.principal("p-nobody").await, "principal"), None);
+    assert_eq!(
+        ok(store.principals(Some("acme")).await, "principals"),
+        vec![alice.clone(), bob],
+        "a tenant's principals, by id"
+    );
+    assert_eq!(
+        ok(store.principals(None).await, "principals"),
+        vec![admin],
+        "server administrators"
+    );
+    assert!(ok(store.principals(Some("nobody")).await, "principals").is_empty());
+    ok(
+        store.add_token(token_row("t-1", "p-alice", T0)).await,
+        "token 1",
+    );
+    ok(
+        store.add_token(token_row("t-22", "p-alice", T0 + 5)).await,
+        "token 2",
+    );
+    expect_err(
+        store.add_token(token_row("t-1", "p-bob", T0)).await,
+        &["Conflict"],
+        "the same token id twice",
+    );
+    expect_err(
+        store.add_token(token_row("t-3", "p-nobody", T0)).await,
+        &["NotFound"],
+        "a token of no principal",
+    );
+    assert_eq!(
+        ok(store.token("t-1").await, "token"),
+        Some((token_row("t-1", "p-alice", T0), alice))
+    );
+    let listed: Vec<String> = ok(store.tokens("p-alice").await, "tokens")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, ["t-22", "t-1"], "newest first");
+    assert!(
+        ok(store.revoke_token("t-1", T0 + 7).await, "revoke"),
+        "revoking"
+    );
+    assert!(
+        !ok(store.revoke_token("t-1", T0 + 9).await, "revoke"),
+        "revoking twice"
+    );
+    assert!(
+        !ok(store.revoke_token("t-nobody", T0).await, "revoke"),
+        "revoking an unknown token"
+    );
+    let (t, _) = ok(store.token("t-1").await, "token").expect("t-1");
+    assert_eq!(
+        t.revoked_micros,
+        Some(T0 + 7),
+        "the first revocation time is kept"
     );
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (once) the throwaway Python environment the interop tests check custody against:
-# OpenSSF model-signing, pyca/cryptography and an RFC 8785 implementation from PyPI.
+# OpenSSF model-signing, pyca/cryptography and an RFC 8785 implementation from PyPI, and
+# moto's S3-compatible server for the object-store tests of `custody drift`.
 # Prints the environment's python interpreter. Safe to run from many tests at once.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

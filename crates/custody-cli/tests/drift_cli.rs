@@ -1,0 +1,463 @@
+//! `custody drift` against a real server and a real S3-compatible server (moto's, from the
+//! Python environment `scripts/py-venv.sh` makes; required, so a machine without it fails
+//! rather than skips): registered datasets and model versions in local files, a local
+//! directory and S3 are all `ok`, then a flipped byte, a deleted directory and overwritten
+//! objects are reported as drift (with both digests) and missing, with exit code 4; `--map`
+//! reads S3 URIs from a local mirror; bad `--map` values are one-line errors with exit 1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Out, Server, cli, cli_stdin, custody, s};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const TENANT: &str = "drift";
+const BUCKET: &str = "evidence";
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Kills (SIGKILL) and reaps the child when dropped, so a failing test leaves no server.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `bin` directory of the Python environment, made by `scripts/py-venv.sh`.
+fn venv_bin() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/py-venv.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run py-venv.sh");
+    assert!(
+        out.status.success(),
+        "py-venv.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    python.parent().expect("venv bin").to_path_buf()
+}
+
+/// One plain HTTP/1.1 request; returns the status code.
+fn http(base: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head = String::from_utf8_lossy(&response);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head}")))
+}
+
+/// `moto_server` on 127.0.0.1 and a free port, with the test bucket created.
+fn start_moto(work: &Path) -> (KillOnDrop, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = work.join("moto.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(venv_bin().join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn moto_server");
+    let mut moto = KillOnDrop(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(&url, "GET", "/", b"").is_err() {
+        if let Some(status) = moto.0.try_wait().unwrap() {
+            panic!(
+                "moto_server exited ({status}): {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not answer within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http(&url, "PUT", &format!("/{BUCKET}"), b"").unwrap(), 200);
+    (moto, url)
+}
+
+/// Writes an object with signed requests, as a pipeline would (the server refuses anonymous
+/// writes over an existing private object).
+fn put_object(moto: &str, key: &str, bytes: &[u8]) {
+    use object_store::ObjectStoreExt;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(moto)
+        .with_allow_http(true)
+        .with_bucket_name(BUCKET)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1")
+        .build()
+        .expect("S3 client");
+    common::runtime()
+        .block_on(store.put(&object_store::path::Path::from(key), bytes.to_vec().into()))
+        .unwrap_or_else(|e| panic!("put {key}: {e}"));
+}
+
+/// `custody drift` as the harness principal, with test credentials for the S3 server and no
+/// AWS setting inherited from the machine.
+fn drift(url: &str, moto: &str, args: &[&str]) -> Out {
+    let mut cmd = Command::new(common::BIN);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args([
+            "--server",
+            url,
+            "drift",
+            "-t",
+            TENANT,
+            "--s3-endpoint",
+            moto,
+        ])
+        .args(args)
+        .env(
+            "CUSTODY_TOKEN",
+            common::token_for(url).expect("harness token"),
+        )
+        .env("CUSTODY_PURPOSE", "process-level-test")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("NO_COLOR", "1")
+        .env_remove("CUSTODY_LOG")
+        .env_remove("CUSTODY_SERVER")
+        .env_remove("CUSTODY_TENANT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run custody drift");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Appends one governance entry through `custody append`; returns its index.
+fn append(url: &str, entry: &Value) -> u64 {
+    let out = cli_stdin(
+        url,
+        &["--json", "append", "-t", TENANT],
+        entry.to_string().as_bytes(),
+    )
+    .ok();
+    out.json()["index"].as_u64().expect("index")
+}
+
+fn dataset(name: &str, uri: &str, digest: &str) -> Value {
+    json!({
+        "type": "dataset_version.registered",
+        "subject": {"kind": "dataset_version", "id": digest},
+        "body": {"name": name, "version": "2026-01", "uri": uri, "digest": digest,
+                 "legal_basis": "contract"},
+    })
+}
+
+/// A model version registered with its manifest (from `custody model hash`) and a location.
+fn model(name: &str, manifest: &Value, uri: &str) -> Value {
+    let hash = manifest["version_hash"].as_str().unwrap();
+    json!({
+        "type": "model_version.registered",
+        "subject": {"kind": "model_version", "id": hash},
+        "related": [{"kind": "training_run", "id": "run-1", "rel": "produced_by"}],
+        "body": {"name": name, "version_hash": hash, "files": manifest["files"],
+                 "registry": {"kind": "object_store", "uri": uri}},
+    })
+}
+
+/// Writes a small model directory whose content depends on `seed`.
+fn make_model(dir: &Path, seed: u8) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let weights: Vec<u8> = (0..100_000u32).map(|i| (i as u8) ^ seed).collect();
+    std::fs::write(dir.join("weights.bin"), weights).unwrap();
+    std::fs::write(dir.join("sub/config.json"), format!("{{\"seed\": {seed}}}")).unwrap();
+}
+
+/// The report line of the artifact called `name`.
+fn line<'a>(out: &'a Out, name: &str) -> &'a str {
+    let needle = format!(" {name}");
+    let found: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("{needle}@")) || l.contains(&format!("{needle} ")))
+        .collect();
+    assert_eq!(found.len(), 1, "one line for {name}: {out:#?}");
+    found[0]
+}
+
+/// The JSON report's artifact called `name`.
+fn artifact<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no artifact {name}: {report:#}"))
+}
+
+#[test]
+fn drift_finds_changed_and_missing_artifacts_in_files_and_s3() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (_moto, moto) = start_moto(w);
+    let server = Server::start(&w.join("data"));
+    let url = server.url.as_str();
+    cli(url, &["tenant", "create", TENANT]).ok();
+
+    // A dataset in a local file, named by file:// URI.
+    let csv = w.join("train.csv");
+    let csv_bytes = b"id,amount\n1,42\n2,17\n".to_vec();
+    std::fs::write(&csv, &csv_bytes).unwrap();
+    let csv_digest = sha256(&csv_bytes);
+    let csv_index = append(
+        url,
+        &dataset("train", &format!("file://{}", s(&csv)), &csv_digest),
+    );
+    append(
+        url,
+        &json!({
+            "type": "training_run.recorded",
+            "subject": {"kind": "training_run", "id": "run-1"},
+            "related": [{"kind": "dataset_version", "id": csv_digest, "rel": "trained_on"}],
+            "body": {"code_commit": "a".repeat(40), "environment": {"image_digest": csv_digest},
+                     "metrics": {"auc": 0.9}, "status": "succeeded"},
+        }),
+    );
+
+    // A dataset object in S3.
+    let tx_bytes = b"transactions, version one\n".to_vec();
+    let tx_digest = sha256(&tx_bytes);
+    put_object(&moto, "datasets/tx.csv", &tx_bytes);
+    append(
+        url,
+        &dataset("tx", &format!("s3://{BUCKET}/datasets/tx.csv"), &tx_digest),
+    );
+
+    // A model version in a local directory (a plain absolute path) ...
+    let local_model = w.join("models/local");
+    make_model(&local_model, 1);
+    let local_manifest = custody(&["--json", "model", "hash", s(&local_model)])
+        .ok()
+        .json();
+    append(url, &model("local-model", &local_manifest, s(&local_model)));
+
+    // ... one under an S3 prefix, kept also in a local mirror laid out like the bucket ...
+    let mirror = w.join("mirror");
+    let mirror_model = mirror.join("models/remote");
+    make_model(&mirror_model, 2);
+    for f in ["weights.bin", "sub/config.json"] {
+        put_object(
+            &moto,
+            &format!("models/remote/{f}"),
+            &std::fs::read(mirror_model.join(f)).unwrap(),
+        );
+    }
+    std::fs::create_dir_all(mirror.join("datasets")).unwrap();
+    std::fs::write(mirror.join("datasets/tx.csv"), &tx_bytes).unwrap();
+    let remote_manifest = custody(&["--json", "model", "hash", s(&mirror_model)])
+        .ok()
+        .json();
+    let remote_hash = remote_manifest["version_hash"].as_str().unwrap().to_owned();
+    append(
+        url,
+        &model(
+            "remote-model",
+            &remote_manifest,
+            &format!("s3://{BUCKET}/models/remote/"),
+        ),
+    );
+
+    // ... and one registered by `custody model register`, which records no location.
+    let unplaced = w.join("models/unplaced");
+    make_model(&unplaced, 3);
+    cli(
+        url,
+        &[
+            "model",
+            "register",
+            "-t",
+            TENANT,
+            s(&unplaced),
+            "--name",
+            "unplaced-model",
+            "--run",
+            "run-1",
+        ],
+    )
+    .ok();
+
+    // Everything matches.
+    let out = drift(url, &moto, &[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    for name in ["train", "tx", "local-model", "remote-model"] {
+        assert!(line(&out, name).starts_with("ok "), "{name}: {out:#?}");
+    }
+    assert!(
+        line(&out, "train").contains(&format!("[governance #{csv_index} entry ")),
+        "{out:#?}"
+    );
+    assert!(
+        line(&out, "remote-model").ends_with(&remote_hash),
+        "{out:#?}"
+    );
+    let skipped = line(&out, "unplaced-model");
+    assert!(
+        skipped.starts_with("skipped ") && skipped.contains("registry.uri"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.trim_end().ends_with(&format!(
+            "5 artifacts in tenant {TENANT}: 4 ok, 0 drift, 0 missing, 0 unreachable, 1 skipped"
+        )),
+        "{out:#?}"
+    );
+    let report = drift(url, &moto, &["--json"]).ok().json();
+    assert_eq!(report["summary"]["ok"], 4, "{report:#}");
+    let train = artifact(&report, "train");
+    assert_eq!(train["status"], "ok");
+    assert_eq!(train["kind"], "dataset_version");
+    assert_eq!(train["recorded"], csv_digest.as_str());
+    assert_eq!(train["entry"]["index"], csv_index);
+    assert!(
+        train["entry"]["id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36)
+    );
+
+    // One byte of the local file changes, the local model directory goes, and the S3
+    // objects are overwritten.
+    let mut changed = csv_bytes.clone();
+    changed[3] ^= 0x01;
+    std::fs::write(&csv, &changed).unwrap();
+    std::fs::remove_dir_all(&local_model).unwrap();
+    let tx_changed = b"transactions, version two\n".to_vec();
+    put_object(&moto, "datasets/tx.csv", &tx_changed);
+    put_object(&moto, "models/remote/sub/config.json", b"{\"seed\": 99}");
+
+    let out = drift(url, &moto, &[]);
+    assert_eq!(out.code, 4, "{out:#?}");
+    let train = line(&out, "train");
+    assert!(
+        train.starts_with("drift ")
+            && train.contains(&format!(
+                "recorded {csv_digest}, found {}",
+                sha256(&changed)
+            )),
+        "{out:#?}"
+    );
+    let tx = line(&out, "tx");
+    assert!(
+        tx.starts_with("drift ")
+            && tx.contains(&format!(
+                "recorded {tx_digest}, found {}",
+                sha256(&tx_changed)
+            )),
+        "{out:#?}"
+    );
+    let remote = line(&out, "remote-model");
+    assert!(
+        remote.starts_with("drift ") && remote.contains("; changed: sub/config.json"),
+        "{out:#?}"
+    );
+    assert!(
+        line(&out, "local-model").starts_with("missing "),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains(
+            "5 artifacts in tenant drift: 0 ok, 3 drift, 1 missing, 0 unreachable, 1 skipped"
+        ),
+        "{out:#?}"
+    );
+    let report = drift(url, &moto, &["--json"]);
+    assert_eq!(report.code, 4, "{report:#?}");
+    let report = report.json();
+    let tx = artifact(&report, "tx");
+    assert_eq!(tx["status"], "drift");
+    assert_eq!(tx["found"], sha256(&tx_changed).as_str());
+    assert_eq!(artifact(&report, "local-model")["status"], "missing");
+    assert_eq!(
+        artifact(&report, "remote-model")["files"]["changed"],
+        json!(["sub/config.json"])
+    );
+
+    // --map reads the S3 URIs from the mirror, which still holds the registered bytes.
+    let map = format!("s3://{BUCKET}/={}", s(&mirror));
+    let out = drift(url, &moto, &["--map", &map]);
+    assert_eq!(out.code, 4, "{out:#?}");
+    for name in ["tx", "remote-model"] {
+        let l = line(&out, name);
+        assert!(
+            l.starts_with("ok ") && l.contains(&format!("(read from {}", s(&mirror))),
+            "{name}: {out:#?}"
+        );
+    }
+}
+
+#[test]
+fn bad_flags_are_one_line_errors_with_exit_1() {
+    // Checked before anything is contacted: nothing listens on this port.
+    let url = "http://127.0.0.1:9";
+    for (args, needles) in [
+        (
+            vec!["--map", "s3://bucket/"],
+            vec!["--map", "PREFIX=LOCALDIR"],
+        ),
+        (
+            vec!["--map", "gs://bucket/=/mnt/mirror"],
+            vec!["--map", "unsupported scheme gs://"],
+        ),
+        (
+            vec!["--s3-endpoint", "127.0.0.1:9000"],
+            vec!["--s3-endpoint", "http://"],
+        ),
+    ] {
+        let mut all = vec!["drift", "-t", TENANT];
+        all.extend(args.iter().copied());
+        let out = cli(url, &all);
+        assert_eq!(out.code, 1, "{args:?}: {out:#?}");
+        let line = out.one_line_error();
+        for n in needles {
+            assert!(line.contains(n), "{args:?}: error lacks {n:?}: {line}");
+        }
+        assert!(!line.contains("cannot reach"), "{args:?}: {line}");
+    }
+    let help = custody(&["drift", "--help"]).ok();
+    assert!(
+        help.stdout.contains("4 an artifact drifted or is missing"),
+        "{help:#?}"
+    );
+}

@@ -54,18 +54,31 @@ struct Cli {
     /// payloads and evidence packs.
     #[arg(long, global = true, env = "CUSTODY_PURPOSE")]
     purpose: Option<String>,
+    /// A PEM certificate to trust for an https:// server (its CA, or its self-signed
+    /// certificate).
+    #[arg(long, global = true, env = "CUSTODY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
-/// Token and purpose of this invocation, set once from the command line.
-static CONNECTION: std::sync::OnceLock<(Option<String>, Option<String>)> =
+/// Token, purpose and trusted CA of this invocation, set once from the command line.
+static CONNECTION: std::sync::OnceLock<(Option<String>, Option<String>, Option<PathBuf>)> =
     std::sync::OnceLock::new();
 
 /// A client for `server` carrying this invocation's token and purpose.
 pub(crate) fn connect(server: &str) -> anyhow::Result<Client> {
-    let (token, purpose) = CONNECTION.get().cloned().unwrap_or_default();
-    let mut client = Client::new(server)?.with_purpose(purpose);
+    let (token, purpose, ca) = CONNECTION.get().cloned().unwrap_or_default();
+    let ca_pem = match &ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --ca-cert {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut client = Client::with_ca(server, ca_pem.as_deref())
+        .map_err(|e| anyhow::anyhow!("--ca-cert: {e}"))?
+        .with_purpose(purpose);
     if let Some(t) = token {
         custody_auth::ApiToken::parse(&t).map_err(|_| {
             anyhow::anyhow!(
@@ -480,7 +493,7 @@ fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> 
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     let json = cli.json;
-    let _ = CONNECTION.set((cli.token.clone(), cli.purpose.clone()));
+    let _ = CONNECTION.set((cli.token.clone(), cli.purpose.clone(), cli.ca_cert.clone()));
     let client = || connect(&cli.server);
     match cli.command {
         Command::Serve {

@@ -22,6 +22,18 @@ pub async fn run(
     limits: Limits,
 ) -> anyhow::Result<()> {
     let defaults = custody_server::ServeOptions::default();
+    let tls = match (&limits.tls_cert, &limits.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |flag: &str, p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {flag} {}", p.display()))
+            };
+            Some(
+                custody_server::tls_config(&read("--tls-cert", cert)?, &read("--tls-key", key)?)
+                    .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?,
+            )
+        }
+        _ => None,
+    };
     if limits.rate_limit == 0 || limits.request_timeout == 0 {
         bail!("--rate-limit and --request-timeout must be at least 1");
     }
@@ -33,6 +45,7 @@ pub async fn run(
             burst: 2.0 * f64::from(limits.rate_limit),
         },
         request_timeout: std::time::Duration::from_secs(limits.request_timeout),
+        tls,
         ..defaults
     };
     run_with_ready(
@@ -60,6 +73,12 @@ pub struct Limits {
     /// Seconds a request may take, body included, before it is answered 408.
     #[arg(long, env = "CUSTODY_REQUEST_TIMEOUT", default_value_t = 120)]
     pub request_timeout: u64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "CUSTODY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "CUSTODY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What to do with the bootstrap administrator's token on first start.
@@ -200,7 +219,8 @@ pub async fn run_with_ready(
         address = %local,
         server_name = %server_name,
         database = %db_path.display(),
-        "custody listening on http://{local}"
+        "custody listening on {}://{local}",
+        if options.tls.is_some() { "https" } else { "http" }
     );
     ready(local, admin);
     custody_server::serve(listener, ledger, options, shutdown).await?;

@@ -174,13 +174,25 @@ pub const PURPOSE_HEADER: &str = "Custody-Purpose";
 impl Client {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8443`).
     pub fn new(base_url: &str) -> ClientResult<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Transport {
+        Self::with_ca(base_url, None)
+    }
+
+    /// A client that also trusts the PEM certificate `ca_pem` for `https://` servers (a
+    /// private CA, or the server's own self-signed certificate).
+    pub fn with_ca(base_url: &str, ca_pem: Option<&[u8]>) -> ClientResult<Self> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ClientError::Transport {
                 url: base_url.into(),
-                message: e.to_string(),
+                message: format!("the CA certificate is not PEM: {e}"),
             })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ClientError::Transport {
+            url: base_url.into(),
+            message: e.to_string(),
+        })?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             http,

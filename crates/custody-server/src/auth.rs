@@ -170,8 +170,8 @@ pub(crate) async fn authorize<S: Backend>(
         tenant,
         source: req
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
+            .get::<ConnectInfo<crate::tls::Peer>>()
+            .map(|c| c.0.0),
         user_agent: header_text(headers, header::USER_AGENT),
         request_id: request_id(headers),
         purpose,

@@ -17,9 +17,9 @@ mod limits;
 mod principals;
 mod problem;
 mod routes;
+mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use custody_auth::Auth;
@@ -35,6 +35,7 @@ pub use limits::Rate;
 pub use principals::{PRINCIPAL_CREATED, TOKEN_ISSUED, TOKEN_REVOKED};
 pub use problem::ApiError;
 pub use routes::{MAX_BODY_BYTES, openapi, router};
+pub use tls::{Peer, TlsError, tls_config};
 
 /// What a storage backend must provide to serve the API: the ledger and the principals.
 pub trait Backend: LedgerWriter + AuthStore + Clone {}
@@ -96,6 +97,8 @@ pub struct ServeOptions {
     pub failed_auth_rate: Rate,
     /// Longest a request may take, body included, before it is answered 408.
     pub request_timeout: std::time::Duration,
+    /// Serve HTTPS with this configuration (see [`tls_config`]) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
@@ -113,6 +116,7 @@ impl Default for ServeOptions {
                 burst: 50.0,
             },
             request_timeout: std::time::Duration::from_secs(120),
+            tls: None,
         }
     }
 }
@@ -136,12 +140,19 @@ pub async fn serve<S: Backend>(
             options.request_timeout,
         ))
         .layer(axum::middleware::map_response(problem::ensure_problem));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let service = app.into_make_service_with_connect_info::<Peer>();
+    match options.tls {
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, service)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     ledger.shutdown().await;
     Ok(())
 }

@@ -193,16 +193,64 @@ fn token_row(token: &ApiToken, principal_id: &str, now: i64, days: u32) -> Token
     }
 }
 
+/// How long a token's row is trusted from memory before the store is asked again. A
+/// revocation through this process takes effect at once; one made by another server sharing
+/// the store, within this time.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Token rows recently read, by token id, with when they were read.
+type TokenCache = std::sync::Mutex<
+    std::collections::HashMap<String, (TokenRow, PrincipalRow, std::time::Instant)>,
+>;
+
 /// Principals and tokens over a store.
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     store: S,
+    cache: std::sync::Arc<TokenCache>,
 }
 
 impl<S: AuthStore> Auth<S> {
     /// The service over `store`.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: Default::default(),
+        }
+    }
+
+    /// A token's row and principal, from memory when read less than [`TOKEN_CACHE_TTL`] ago.
+    async fn lookup(&self, id: &str) -> Result<Option<(TokenRow, PrincipalRow)>, StoreError> {
+        let now = std::time::Instant::now();
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((t, p, at)) = cache.get(id)
+                && now.duration_since(*at) < TOKEN_CACHE_TTL
+            {
+                return Ok(Some((t.clone(), p.clone())));
+            }
+        }
+        let found = self.store.token(id).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, _, at)| now.duration_since(*at) < TOKEN_CACHE_TTL);
+        }
+        match &found {
+            Some((t, p)) => {
+                cache.insert(id.to_owned(), (t.clone(), p.clone(), now));
+            }
+            None => {
+                cache.remove(id);
+            }
+        }
+        Ok(found)
+    }
+
+    fn forget(&self, id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Creates the first server administrator if there is no principal yet. With `token`, that
@@ -247,7 +295,7 @@ impl<S: AuthStore> Auth<S> {
         let Ok(token) = ApiToken::parse(bearer) else {
             return Ok(Err(Denial::InvalidToken));
         };
-        let Some((row, principal)) = self.store.token(token.id()).await? else {
+        let Some((row, principal)) = self.lookup(token.id()).await? else {
             // Hash anyway, so an unknown id costs what a wrong secret costs.
             let _ = token.matches(&[0; 32]);
             return Ok(Err(Denial::InvalidToken));
@@ -398,6 +446,7 @@ impl<S: AuthStore> Auth<S> {
             return Err(not_found());
         }
         self.store.revoke_token(token_id, now_micros).await?;
+        self.forget(token_id);
         let mut v = token_view(row);
         v.revoked_micros.get_or_insert(now_micros);
         Ok(v)

@@ -68,7 +68,7 @@ pub struct Limits {
     #[arg(long, env = "CUSTODY_RECONCILE_EVERY", default_value_t = 86_400)]
     pub reconcile_every: u64,
     /// Requests per second per API token (bursts of twice that); 429 beyond.
-    #[arg(long, env = "CUSTODY_RATE_LIMIT", default_value_t = 2_000)]
+    #[arg(long, env = "CUSTODY_RATE_LIMIT", default_value_t = 20_000)]
     pub rate_limit: u32,
     /// Seconds a request may take, body included, before it is answered 408.
     #[arg(long, env = "CUSTODY_REQUEST_TIMEOUT", default_value_t = 120)]

@@ -102,14 +102,15 @@ pub struct ServeOptions {
 }
 
 impl Default for ServeOptions {
-    /// Generous for pipelines (2,000 requests/s per token, bursts of 4,000), strict for
-    /// strangers (10 failed authentications/s per address, bursts of 50), 120 s per request.
+    /// Generous for pipelines and serving fleets that share a token (20,000 requests/s per
+    /// token, bursts of 40,000), strict for strangers (10 failed authentications/s per address,
+    /// bursts of 50), 120 s per request.
     fn default() -> Self {
         Self {
             reconcile_every: None,
             principal_rate: Rate {
-                per_second: 2_000.0,
-                burst: 4_000.0,
+                per_second: 20_000.0,
+                burst: 40_000.0,
             },
             failed_auth_rate: Rate {
                 per_second: 10.0,

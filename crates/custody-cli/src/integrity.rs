@@ -133,15 +133,7 @@ async fn offline(
                 .await
                 .with_context(|| format!("cannot check {tenant}/{}", log.as_str()))?;
             bar.finish_and_clear();
-            logs.push(api::LogAuditReport {
-                log: log.as_str().into(),
-                entries: audit.entries,
-                nodes: audit.nodes,
-                checkpoints: audit.checkpoints,
-                payloads: audit.payloads,
-                problem_count: audit.problem_count,
-                problems: audit.problems,
-            });
+            logs.push(custody_server::audit_report(log, audit));
         }
         let ok = logs.iter().all(|l| l.problem_count == 0);
         out.push((tenant.to_string(), api::ReconcileReport { ok, logs }));

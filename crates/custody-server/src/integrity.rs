@@ -69,6 +69,19 @@ async fn security_event<S: Backend>(
     }
 }
 
+/// The wire form of one log's deep verification.
+pub fn audit_report(log: LogName, audit: custody_ledger::LogAudit) -> api::LogAuditReport {
+    api::LogAuditReport {
+        log: log.as_str().into(),
+        entries: audit.entries,
+        nodes: audit.nodes,
+        checkpoints: audit.checkpoints,
+        payloads: audit.payloads,
+        problem_count: audit.problem_count,
+        problems: audit.problems,
+    }
+}
+
 /// Deep-verifies every log of a tenant; records a security event for each log with problems.
 pub async fn reconcile_tenant<S: Backend>(
     st: &AppState<S>,
@@ -91,15 +104,7 @@ pub async fn reconcile_tenant<S: Backend>(
             );
             security_event(st, tenant, INTEGRITY_FAILURE, log, body).await;
         }
-        logs.push(api::LogAuditReport {
-            log: log.as_str().into(),
-            entries: audit.entries,
-            nodes: audit.nodes,
-            checkpoints: audit.checkpoints,
-            payloads: audit.payloads,
-            problem_count: audit.problem_count,
-            problems: audit.problems,
-        });
+        logs.push(audit_report(log, audit));
     }
     Ok(api::ReconcileReport {
         ok: logs.iter().all(|l| l.problem_count == 0),

@@ -479,3 +479,16 @@ impl std::fmt::Debug for EraseRequest {
             .finish()
     }
 }
+
+/// Answer of `POST .../rotate-key`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// The log.
+    pub log: String,
+    /// Index of the `key.rotated` entry announcing the change, signed with the old key.
+    pub index: u64,
+    /// The verifier key until then.
+    pub old_verifier_key: String,
+    /// The verifier key from the next checkpoint on: pin this one.
+    pub new_verifier_key: String,
+}

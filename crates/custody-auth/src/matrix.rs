@@ -42,6 +42,8 @@ pub enum Action {
     Erase,
     /// Deep-verify the tenant's logs against their stored bytes.
     Reconcile,
+    /// Switch a log to a new signing key.
+    RotateKey,
 }
 
 /// Who passes an action's gate.
@@ -77,7 +79,7 @@ impl Action {
             Action::ReadEvidence => Gate::Roles(&[Admin, Auditor, Approver]),
             Action::ReadAccessLog => Gate::Roles(&[Admin, Auditor]),
             Action::WriteAccessLog => Gate::Roles(&[]),
-            Action::ManagePrincipals | Action::Erase => Gate::Roles(&[Admin]),
+            Action::ManagePrincipals | Action::Erase | Action::RotateKey => Gate::Roles(&[Admin]),
             Action::Reconcile => Gate::Roles(&[Admin, Auditor]),
         }
     }
@@ -109,6 +111,7 @@ impl Action {
             Action::RevokeToken => "revoke_token",
             Action::Erase => "erase",
             Action::Reconcile => "reconcile",
+            Action::RotateKey => "rotate_key",
         }
     }
 }
@@ -148,6 +151,7 @@ pub const ROUTES: &[RouteRule] = rules![
     "GET" "/v1/tenants/{tenant}/logs/{log}/proof/consistency" => ReadLogMeta,
     "GET" "/v1/tenants/{tenant}/logs/{log}/vkey" => ReadLogMeta,
     "POST" "/v1/tenants/{tenant}/logs/{log}/witness" => ReadLogMeta,
+    "POST" "/v1/tenants/{tenant}/logs/{log}/rotate-key" => RotateKey,
     "GET" "/v1/tenants/{tenant}/logs/{log}/export" => ReadEvidence,
     "GET" "/v1/tenants/{tenant}/trace" => ReadEvidence,
     "GET" "/v1/tenants/{tenant}/served" => CheckServing,

@@ -145,6 +145,16 @@ enum Command {
     Witness(integrity::WitnessArgs),
     /// Compare recorded artifact digests with the artifacts at their URIs and report drift.
     Drift(drift::DriftArgs),
+    /// Switch a log to a new signing key, announced in the log itself under the old key;
+    /// prints the new verifier key to pin.
+    RotateKey {
+        /// Tenant.
+        #[arg(long, short)]
+        tenant: String,
+        /// Log: governance, inference or access.
+        #[arg(long, short, default_value = "governance")]
+        log: String,
+    },
     /// Set or apply the tenant's payload retention policy.
     #[command(subcommand)]
     Retention(erasure::RetentionCommand),
@@ -675,6 +685,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             return integrity::deep(deep, client, json).await;
         }
         Command::Witness(a) => return integrity::witness(a, &client()?, json).await,
+        Command::RotateKey { tenant, log } => {
+            let r = client()?.rotate_key(&tenant, &log).await?;
+            print(json, &r, || {
+                format!(
+                    "rotated {tenant}/{}: announced at index {} under the old key\nnew verifier key (pin it): {}",
+                    r.log, r.index, r.new_verifier_key
+                )
+            })?;
+        }
         Command::Drift(a) => return drift::run(a, &client()?, json).await,
         Command::Verify(VerifyArgs {
             command: None,

@@ -278,3 +278,68 @@ fn the_witness_check_proves_consistency_and_reports_a_fork() {
     let event: Value = serde_json::from_str(events.stdout.trim()).unwrap();
     assert_eq!(event["envelope"]["body"]["held_size"], 340, "{event}");
 }
+
+#[test]
+fn a_rotation_interrupted_by_a_crash_completes_on_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let url = server.url.clone();
+    cli(&url, &["tenant", "create", TENANT]).ok();
+    let old = cli(&url, &["vkey", "-t", TENANT])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let out = cli(&url, &["--json", "rotate-key", "-t", TENANT])
+        .ok()
+        .json();
+    let new = out["new_verifier_key"].as_str().unwrap().to_string();
+    assert_eq!(out["old_verifier_key"], old.as_str());
+    server.kill();
+    // Put the directory back in the state of a crash right after the announcement was
+    // committed: the new key still waiting beside the old one, the old one registered.
+    let keys = data.path().join("keys").join(TENANT);
+    let retired = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("governance.key.retired-"))
+        .expect("the retired key");
+    std::fs::rename(
+        keys.join("governance.key"),
+        keys.join("governance.key.next"),
+    )
+    .unwrap();
+    std::fs::rename(&retired, keys.join("governance.key")).unwrap();
+    let db = rusqlite::Connection::open(data.path().join("custody.db")).unwrap();
+    db.execute(
+        "UPDATE logs SET verifier_key = ?1 WHERE verifier_key = ?2",
+        [&old, &new],
+    )
+    .unwrap();
+    drop(db);
+    // A waiting key no entry announced (a crash before the announcement) is thrown away.
+    std::fs::copy(keys.join("inference.key"), keys.join("inference.key.next")).unwrap();
+
+    let server = Server::start(data.path());
+    let url = server.url.clone();
+    let e = serde_json::to_string(&entry("after", 1)).unwrap();
+    cli_stdin(&url, &["append", "-t", TENANT, "-"], e.as_bytes()).ok();
+    cli_stdin(
+        &url,
+        &["append", "-t", TENANT, "-l", "inference", "-"],
+        e.as_bytes(),
+    )
+    .ok();
+    assert_eq!(
+        cli(&url, &["vkey", "-t", TENANT]).ok().stdout.trim(),
+        new,
+        "the rotation completed"
+    );
+    assert!(!keys.join("governance.key.next").exists());
+    assert!(
+        !keys.join("inference.key.next").exists(),
+        "an unannounced key was kept"
+    );
+    let out = cli(&url, &["verify", "--deep", "-t", TENANT]).ok();
+    assert!(out.stdout.contains("OK: deep/governance"), "{out:#?}");
+}

@@ -659,4 +659,10 @@ impl Client {
             .body(checkpoint.to_owned());
         self.json(&url, req).await
     }
+
+    /// `POST .../rotate-key`: switch a log to a new signing key.
+    pub async fn rotate_key(&self, tenant: &str, log: &str) -> ClientResult<api::KeyRotation> {
+        let url = self.log_url(tenant, log, "/rotate-key");
+        self.json(&url, self.http.post(&url)).await
+    }
 }

@@ -106,7 +106,8 @@ pub const SERVER_ONLY_TYPES: &[&str] = &[
 ];
 
 /// Namespaces only custody writes.
-pub const SERVER_ONLY_NAMESPACES: &[&str] = &["security", "entry", "access", "principal", "token"];
+pub const SERVER_ONLY_NAMESPACES: &[&str] =
+    &["security", "entry", "access", "principal", "token", "key"];
 
 /// Namespaces whose every type custody defines, so an unknown verb there is an error.
 const TYPED_NAMESPACES: &[&str] = &[

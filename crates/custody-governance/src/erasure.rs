@@ -227,6 +227,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
                 &EntryFilter {
                     entry_type: Some(types::PAYLOAD_ERASED.into()),
                     related_id: Some(id.clone()),
+                    below_index: u64::MAX,
                     limit: 1,
                     ..EntryFilter::default()
                 },

@@ -86,8 +86,25 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<LogAudit, LedgerError> {
         let record = self.record(key).await?;
-        let verifier = NoteVerifier::parse(&record.verifier_key)
-            .map_err(|e| LedgerError::Corrupt(format!("registered verifier key: {e}")))?;
+        let history = self.key_history(key).await?;
+        let parse = |k: &str| {
+            NoteVerifier::parse(k)
+                .map_err(|e| LedgerError::Corrupt(format!("verifier key {k:?}: {e}")))
+        };
+        // The key in force for each checkpoint: the first key until the first rotation's
+        // announcement is covered, then each announced key in turn.
+        let mut keys = vec![(
+            0u64,
+            parse(
+                history
+                    .first()
+                    .map_or(record.verifier_key.as_str(), |r| r.old_key.as_str()),
+            )?,
+        )];
+        for r in &history {
+            keys.push((r.index + 1, parse(&r.new_key)?));
+        }
+        let verifier = KeyInForce { keys };
         let size = self.store.latest_checkpoint(key).await?.size;
         let mut report = LogAudit::default();
         let mut frontier = Frontier::new();
@@ -190,7 +207,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         &self,
         cps: &mut Checkpoints<'_, S>,
         frontier: &Frontier,
-        verifier: &NoteVerifier,
+        verifier: &KeyInForce,
         report: &mut LogAudit,
     ) -> Result<(), LedgerError> {
         while let Some(cp) = cps.peek().await? {
@@ -208,7 +225,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 report.problem(format!("checkpoint of size {} is out of order", cp.size));
                 continue;
             }
-            match SignedCheckpoint::open(&cp.note, verifier) {
+            match SignedCheckpoint::open(&cp.note, verifier.at(cp.size)) {
                 Err(e) => report.problem(format!(
                     "checkpoint of size {}: its signature does not verify with the log's key: {e}",
                     cp.size
@@ -234,6 +251,23 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// The log's verifier keys over time: `(first size signed by it, key)`, in order.
+struct KeyInForce {
+    keys: Vec<(u64, NoteVerifier)>,
+}
+
+impl KeyInForce {
+    fn at(&self, size: u64) -> &NoteVerifier {
+        let mut current = &self.keys[0].1;
+        for (from, k) in &self.keys {
+            if size > *from {
+                current = k;
+            }
+        }
+        current
     }
 }
 

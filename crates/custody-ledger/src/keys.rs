@@ -57,6 +57,12 @@ impl KeyStore {
             .join(format!("{}.key", log.as_str()))
     }
 
+    fn next_path(&self, tenant: &TenantName, log: LogName) -> PathBuf {
+        self.dir
+            .join(tenant.as_str())
+            .join(format!("{}.key.next", log.as_str()))
+    }
+
     /// Generates and durably writes a new key for `origin`, replacing any key file left by a
     /// tenant creation that never committed (the caller guarantees the log does not exist).
     pub fn create(
@@ -65,7 +71,67 @@ impl KeyStore {
         log: LogName,
         origin: &str,
     ) -> Result<NoteSigner, KeyError> {
-        let path = self.path(tenant, log);
+        self.write_new(self.path(tenant, log), origin)
+    }
+
+    /// Generates and durably writes the key a rotation will switch the log to, beside the
+    /// current one (`<log>.key.next`).
+    pub fn create_next(
+        &self,
+        tenant: &TenantName,
+        log: LogName,
+        origin: &str,
+    ) -> Result<NoteSigner, KeyError> {
+        self.write_new(self.next_path(tenant, log), origin)
+    }
+
+    /// The key a rotation was switching the log to, if one is waiting.
+    pub fn load_next(
+        &self,
+        tenant: &TenantName,
+        log: LogName,
+        origin: &str,
+    ) -> Result<Option<NoteSigner>, KeyError> {
+        let path = self.next_path(tenant, log);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::read(path, origin).map(Some)
+    }
+
+    /// Makes the waiting key the log's key; the old one is kept as `<log>.key.retired-<size>`
+    /// (the size of the log when it stopped signing), since its checkpoints stay verifiable.
+    pub fn promote_next(
+        &self,
+        tenant: &TenantName,
+        log: LogName,
+        size: u64,
+    ) -> Result<(), KeyError> {
+        let current = self.path(tenant, log);
+        let next = self.next_path(tenant, log);
+        let retired = current.with_extension(format!("key.retired-{size}"));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| KeyError::Io { path, source }
+        };
+        if current.exists() {
+            fs::rename(&current, &retired).map_err(io(&current))?;
+        }
+        fs::rename(&next, &current).map_err(io(&next))?;
+        let parent = current.parent().unwrap_or(&self.dir);
+        fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(parent))
+    }
+
+    /// Removes a waiting key that no rotation announced (a rotation interrupted before its
+    /// entry was committed).
+    pub fn discard_next(&self, tenant: &TenantName, log: LogName) -> Result<(), KeyError> {
+        let next = self.next_path(tenant, log);
+        fs::remove_file(&next).map_err(|source| KeyError::Io { path: next, source })
+    }
+
+    fn write_new(&self, path: PathBuf, origin: &str) -> Result<NoteSigner, KeyError> {
         let invalid = |reason: String| KeyError::Invalid {
             path: path.clone(),
             origin: origin.to_string(),
@@ -104,7 +170,10 @@ impl KeyStore {
         log: LogName,
         origin: &str,
     ) -> Result<NoteSigner, KeyError> {
-        let path = self.path(tenant, log);
+        Self::read(self.path(tenant, log), origin)
+    }
+
+    fn read(path: PathBuf, origin: &str) -> Result<NoteSigner, KeyError> {
         let text = fs::read_to_string(&path).map_err(|source| KeyError::Io {
             path: path.clone(),
             source,

@@ -37,6 +37,21 @@ pub use keys::{KeyError, KeyStore};
 pub use sequencer::PreparedEntry;
 use sequencer::{AppendRequest, Sequencer, SequencerHandle};
 
+/// Type of the entry that announces a log's new signing key.
+pub const KEY_ROTATED: &str = "key.rotated";
+
+/// One announced change of a log's signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// Index of the `key.rotated` entry; checkpoints up to `index + 1` are signed with the old
+    /// key, later ones with the new.
+    pub index: u64,
+    /// Verifier key before.
+    pub old_key: String,
+    /// Verifier key after.
+    pub new_key: String,
+}
+
 /// Most entries one listing page returns.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -172,6 +187,8 @@ pub struct Ledger<S> {
     checkpoints: Arc<CheckpointCache>,
     /// Serialises tenant creation so two requests cannot both write keys for one tenant.
     creating: Mutex<()>,
+    /// Serialises key rotations.
+    rotating: Mutex<()>,
 }
 
 impl<S: LedgerWriter + Clone> Ledger<S> {
@@ -186,6 +203,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             sequencers: RwLock::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             checkpoints: Arc::new(CheckpointCache::default()),
+            rotating: Mutex::new(()),
             creating: Mutex::new(()),
         })
     }
@@ -353,7 +371,11 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         let (reply, rx) = oneshot::channel();
         handle
             .tx
-            .send(AppendRequest { entries, reply })
+            .send(AppendRequest {
+                entries,
+                reply,
+                rotate_to: None,
+            })
             .await
             .map_err(|_| LedgerError::Unavailable("the log is shutting down".into()))?;
         rx.await
@@ -368,7 +390,8 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         if let Some(h) = map.get(key) {
             return Ok(h.clone());
         }
-        let record = self.record(key).await?;
+        let mut record = self.record(key).await?;
+        self.finish_rotation(key, &mut record).await?;
         let signer = self.keys.load(&key.tenant, key.log, &record.origin)?;
         if signer.verifier().to_string() != record.verifier_key {
             return Err(LedgerError::Corrupt(format!(
@@ -381,12 +404,138 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             key.clone(),
             record.origin,
             Arc::new(signer),
+            self.keys.clone(),
             self.checkpoints.clone(),
         )
         .await?;
         self.tasks.lock().await.push(task);
         map.insert(key.clone(), handle.clone());
         Ok(handle)
+    }
+
+    /// Completes or discards a rotation a crash interrupted: a waiting key that the log
+    /// announced becomes the log's key; one it never announced is removed.
+    async fn finish_rotation(
+        &self,
+        key: &LogKey,
+        record: &mut LogRecord,
+    ) -> Result<(), LedgerError> {
+        let Some(next) = self.keys.load_next(&key.tenant, key.log, &record.origin)? else {
+            return Ok(());
+        };
+        let next_vkey = next.verifier().to_string();
+        let announced = self
+            .key_history(key)
+            .await?
+            .last()
+            .map(|r| r.new_key.clone());
+        if announced.as_deref() == Some(next_vkey.as_str()) {
+            let size = self.store.latest_checkpoint(key).await?.size;
+            self.store.set_verifier_key(key, &next_vkey).await?;
+            self.keys.promote_next(&key.tenant, key.log, size)?;
+            record.verifier_key = next_vkey;
+            tracing::warn!(tenant = %key.tenant, log = %key.log, "completed a key rotation interrupted by a restart");
+        } else {
+            self.keys.discard_next(&key.tenant, key.log)?;
+            tracing::warn!(tenant = %key.tenant, log = %key.log, "discarded a key from a rotation that was never announced");
+        }
+        Ok(())
+    }
+
+    /// Every key rotation announced in a log, oldest first.
+    pub async fn key_history(&self, key: &LogKey) -> Result<Vec<KeyRotation>, LedgerError> {
+        let found = self
+            .store
+            .find_entries(
+                key,
+                &EntryFilter {
+                    entry_type: Some(KEY_ROTATED.into()),
+                    below_index: u64::MAX,
+                    limit: 10_000,
+                    ..EntryFilter::default()
+                },
+            )
+            .await?;
+        found
+            .iter()
+            .map(|e| {
+                let env: serde_json::Value = serde_json::from_slice(&e.envelope)
+                    .map_err(|err| LedgerError::Corrupt(format!("entry {}: {err}", e.index)))?;
+                let field = |name: &str| {
+                    env["body"][name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            LedgerError::Corrupt(format!(
+                                "key rotation entry {} lacks {name}",
+                                e.index
+                            ))
+                        })
+                };
+                Ok(KeyRotation {
+                    index: e.index,
+                    old_key: field("old_verifier_key")?,
+                    new_key: field("new_verifier_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Switches a log to a new signing key. The announcement, a `key.rotated` entry naming the
+    /// old and new verifier keys, is committed alone and signed with the old key, so whoever
+    /// pinned the old key can prove the new one; every later checkpoint is signed with the new
+    /// key. `actor` is who asked.
+    pub async fn rotate_key(
+        &self,
+        key: &LogKey,
+        actor: custody_core::envelope::Actor,
+    ) -> Result<KeyRotation, LedgerError> {
+        let _one_at_a_time = self.rotating.lock().await;
+        let record = self.record(key).await?;
+        let handle = self.sequencer(key).await?;
+        let next = self
+            .keys
+            .create_next(&key.tenant, key.log, &record.origin)?;
+        let new_key = next.verifier().to_string();
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "old_verifier_key".into(),
+            record.verifier_key.clone().into(),
+        );
+        body.insert("new_verifier_key".into(), new_key.clone().into());
+        let input = EntryInput {
+            id: None,
+            entry_type: KEY_ROTATED.into(),
+            client_time: None,
+            actor,
+            subject: custody_core::envelope::SubjectRef {
+                kind: "log".into(),
+                id: key.log.as_str().into(),
+            },
+            related: Vec::new(),
+            context: custody_core::envelope::Context::default(),
+            body,
+            payload: None,
+        };
+        let entries = self.prepare(key, &[input])?;
+        let (reply, rx) = oneshot::channel();
+        handle
+            .tx
+            .send(AppendRequest {
+                entries,
+                reply,
+                rotate_to: Some(Arc::new(next)),
+            })
+            .await
+            .map_err(|_| LedgerError::Unavailable("the log is shutting down".into()))?;
+        let outcome = rx.await.map_err(|_| {
+            LedgerError::Unavailable("the log stopped before the rotation".into())
+        })??;
+        Ok(KeyRotation {
+            index: outcome.results[0].index,
+            old_key: record.verifier_key,
+            new_key,
+        })
     }
 
     /// Stops accepting appends; returns once every sequencer has drained its queue.

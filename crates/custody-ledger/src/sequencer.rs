@@ -51,6 +51,9 @@ impl PreparedEntry {
 pub(crate) struct AppendRequest {
     pub entries: Vec<PreparedEntry>,
     pub reply: oneshot::Sender<Result<AppendOutcome, LedgerError>>,
+    /// A key rotation: the entries (the announcement) are committed alone, signed with the
+    /// current key, and every later checkpoint is signed with this one.
+    pub rotate_to: Option<Arc<NoteSigner>>,
 }
 
 /// The handle the ledger keeps for a running sequencer.
@@ -63,6 +66,11 @@ pub(crate) struct Sequencer<S> {
     key: LogKey,
     origin: String,
     signer: Arc<NoteSigner>,
+    keys: crate::KeyStore,
+    /// Set when a rotation was committed but its key could not be switched to: signing more
+    /// under the old key would contradict the log, so nothing more is appended until restart
+    /// (which completes the rotation).
+    halted: Option<String>,
     store: S,
     frontier: Frontier,
     checkpoint: StoredCheckpoint,
@@ -114,6 +122,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         key: LogKey,
         origin: String,
         signer: Arc<NoteSigner>,
+        keys: crate::KeyStore,
         published: Arc<CheckpointCache>,
     ) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LedgerError> {
         let checkpoint = store.latest_checkpoint(&key).await?;
@@ -123,6 +132,8 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             key,
             origin,
             signer,
+            keys,
+            halted: None,
             store,
             frontier,
             checkpoint,
@@ -134,11 +145,34 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
-        while let Some(first) = rx.recv().await {
+        let mut held: Option<AppendRequest> = None;
+        loop {
+            let first = match held.take() {
+                Some(r) => r,
+                None => match rx.recv().await {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            if let Some(reason) = &self.halted {
+                let _ = first
+                    .reply
+                    .send(Err(LedgerError::Unavailable(reason.clone())));
+                continue;
+            }
+            if first.rotate_to.is_some() {
+                self.rotate(first).await;
+                continue;
+            }
             let mut count = first.entries.len();
             let mut batch = vec![first];
             while count < MAX_BATCH_ENTRIES {
                 match rx.try_recv() {
+                    // A rotation waits for the batch before it, and goes alone.
+                    Ok(r) if r.rotate_to.is_some() => {
+                        held = Some(r);
+                        break;
+                    }
                     Ok(r) => {
                         count += r.entries.len();
                         batch.push(r);
@@ -242,6 +276,56 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                     .collect(),
             });
             let _ = req.reply.send(outcome);
+        }
+    }
+
+    /// Commits a rotation's announcement under the current key, then registers the new key,
+    /// makes it the log's key on disk and signs with it from the next batch on. The caller
+    /// hears back only once all of that is done.
+    async fn rotate(&mut self, mut req: AppendRequest) {
+        let Some(next) = req.rotate_to.take() else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        let reply = std::mem::replace(&mut req.reply, tx);
+        self.commit(vec![req]).await;
+        let committed = rx.await.unwrap_or_else(|_| {
+            Err(LedgerError::Unavailable(
+                "the rotation was not committed".into(),
+            ))
+        });
+        let outcome = match committed {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // Nothing was announced: the waiting key is dropped.
+                let _ = self.keys.discard_next(&self.key.tenant, self.key.log);
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let vkey = next.verifier().to_string();
+        let switched = async {
+            self.store.set_verifier_key(&self.key, &vkey).await?;
+            self.keys
+                .promote_next(&self.key.tenant, self.key.log, self.checkpoint.size)
+                .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+            Ok::<(), LedgerError>(())
+        }
+        .await;
+        match switched {
+            Ok(()) => {
+                self.signer = next;
+                tracing::info!(tenant = %self.key.tenant, log = %self.key.log, verifier_key = %vkey, "log key rotated");
+                let _ = reply.send(Ok(outcome));
+            }
+            Err(e) => {
+                let reason = format!(
+                    "a key rotation was committed but the new key could not be put in place ({e}); restart the server to complete it"
+                );
+                tracing::error!(tenant = %self.key.tenant, log = %self.key.log, "{reason}");
+                self.halted = Some(reason.clone());
+                let _ = reply.send(Err(LedgerError::Unavailable(reason)));
+            }
         }
     }
 

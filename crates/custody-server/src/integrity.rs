@@ -192,15 +192,26 @@ pub(crate) async fn witness<S: Backend>(
     let bytes = read_body(body, 8 * 1024).await?;
     let note = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::field("checkpoint", "is not UTF-8 text"))?;
+    // The checkpoint may predate a key rotation: any key the log has used will do.
     let vkey = st.ledger.verifier_key(&key).await?;
-    let verifier = NoteVerifier::parse(&vkey)
-        .map_err(|e| ApiError::from(custody_ledger::LedgerError::Corrupt(e.to_string())))?;
-    let held = SignedCheckpoint::open(note, &verifier).map_err(|e| {
-        ApiError::field(
-            "checkpoint",
-            format!("is not a checkpoint of this log signed by its key {vkey}: {e}"),
-        )
-    })?;
+    let mut keys = vec![vkey.clone()];
+    keys.extend(
+        st.ledger
+            .key_history(&key)
+            .await?
+            .into_iter()
+            .map(|r| r.old_key),
+    );
+    let held = keys
+        .iter()
+        .filter_map(|k| NoteVerifier::parse(k).ok())
+        .find_map(|v| SignedCheckpoint::open(note, &v).ok())
+        .ok_or_else(|| {
+            ApiError::field(
+                "checkpoint",
+                format!("is not a checkpoint of this log signed by any of its keys (now {vkey})"),
+            )
+        })?;
     let latest = st.ledger.checkpoint(&key).await?;
     let (old, new) = (held.checkpoint.size, latest.size);
     let hashes = if old == 0 || old >= new {
@@ -243,4 +254,45 @@ pub(crate) async fn witness<S: Backend>(
         checkpoint: latest.note,
     })
     .into_response())
+}
+
+/// Switches the log to a new signing key. The change is announced by a `key.rotated` entry
+/// (old and new verifier keys) committed alone and signed with the old key, so anyone who
+/// pinned the old key can prove the new one; every later checkpoint is signed with the new
+/// key. Old checkpoints stay verifiable with the old key.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/logs/{log}/rotate-key", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("log" = String, Path)),
+    responses((status = 200, body = api::KeyRotation), (status = 401, body = api::Problem),
+        (status = 403, body = api::Problem), (status = 404, body = api::Problem)))]
+pub(crate) async fn rotate_key<S: Backend>(
+    State(st): State<AppState<S>>,
+    Extension(caller): Extension<Caller>,
+    Path((tenant, log)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<api::KeyRotation>> {
+    query(raw, &[])?;
+    let tenant = tenant_name(&tenant)?;
+    let log = LogName::parse(&log).map_err(|_| {
+        ApiError::not_found(format!(
+            "no log {log:?}: each tenant has governance, inference and access"
+        ))
+    })?;
+    let key = LogKey {
+        tenant: tenant.clone(),
+        log,
+    };
+    let actor = Actor {
+        kind: match caller.principal.kind {
+            custody_auth::PrincipalKind::User => ActorKind::User,
+            custody_auth::PrincipalKind::Service => ActorKind::Service,
+        },
+        id: caller.principal.id.clone(),
+    };
+    let r = st.ledger.rotate_key(&key, actor).await?;
+    Ok(Json(api::KeyRotation {
+        log: log.as_str().into(),
+        index: r.index,
+        old_verifier_key: r.old_key,
+        new_verifier_key: r.new_key,
+    }))
 }

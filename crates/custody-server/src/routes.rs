@@ -58,6 +58,10 @@ pub fn router<S: Backend>(state: AppState<S>) -> Router {
             &format!("{log}/witness"),
             axum::routing::post(crate::integrity::witness::<S>),
         )
+        .route(
+            &format!("{log}/rotate-key"),
+            axum::routing::post(crate::integrity::rotate_key::<S>),
+        )
         .route(&format!("{log}/export"), get(export::<S>))
         .route("/v1/tenants/{tenant}/trace", get(crate::audit::trace::<S>))
         .route(
@@ -150,7 +154,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         crate::erasure::erase_subject,
         crate::erasure::apply_retention,
         crate::integrity::reconcile,
-        crate::integrity::witness
+        crate::integrity::witness,
+        crate::integrity::rotate_key
     ),
     components(schemas(
         api::Problem,
@@ -200,7 +205,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         api::ErasureReport,
         api::LogAuditReport,
         api::ReconcileReport,
-        api::WitnessAnswer
+        api::WitnessAnswer,
+        api::KeyRotation
     )),
     modifiers(&BearerAuth)
 )]

@@ -828,6 +828,21 @@ impl LedgerWriter for SqliteStore {
         .await
     }
 
+    async fn set_verifier_key(&self, key: &LogKey, verifier_key: &str) -> StoreResult<()> {
+        let key = key.clone();
+        let vkey = verifier_key.to_owned();
+        self.write(move |inner, conn| {
+            let log_id = inner.log_id(conn, &key)?;
+            conn.execute(
+                "UPDATE logs SET verifier_key = ?2 WHERE id = ?1",
+                params![log_id, vkey],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn compact(&self) -> StoreResult<()> {
         self.write(|_, conn| {
             // Old page images can survive in the WAL until it is checkpointed and truncated;

@@ -65,6 +65,7 @@ pub const CASES: &[&str] = &[
     "payloads_are_listed_and_erased",
     "every_signed_checkpoint_is_listed",
     "principals_and_tokens",
+    "verifier_key_is_replaced",
 ];
 
 /// Server name in the origins of the logs the suite creates.
@@ -216,6 +217,7 @@ where
                 Box::pin(every_signed_checkpoint_is_listed(&fresh))
             }
             "principals_and_tokens" => Box::pin(principals_and_tokens(&fresh)),
+            "verifier_key_is_replaced" => Box::pin(verifier_key_is_replaced(&fresh)),
             other => Box::pin(async move {
                 panic!("case {other:?} is listed in CASES but run_all has no implementation of it")
             }),
@@ -2836,5 +2838,47 @@ where
         t.revoked_micros,
         Some(T0 + 7),
         "the first revocation time is kept"
+    );
+}
+
+async fn verifier_key_is_replaced<S, F, Fut>(fresh: &F)
+where
+    S: LedgerWriter + Clone,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = fresh().await;
+    let logs = create(&store, "rotate").await;
+    ok(
+        store
+            .set_verifier_key(logs[0].key(), "rotate.test+00000000+AQ")
+            .await,
+        "set_verifier_key",
+    );
+    let listed = ok(store.logs(&tenant("rotate")).await, "logs");
+    for (record, model) in listed.iter().zip(&logs) {
+        let want = if record.key == *logs[0].key() {
+            "rotate.test+00000000+AQ".to_string()
+        } else {
+            model.record.verifier_key.clone()
+        };
+        assert_eq!(
+            record.verifier_key, want,
+            "only the named log's key changes"
+        );
+    }
+    assert_eq!(
+        ok(store.latest_checkpoint(logs[0].key()).await, "latest"),
+        *logs[0].latest(),
+        "the tree is untouched"
+    );
+    let missing = LogKey {
+        tenant: tenant("nobody"),
+        log: LogName::Governance,
+    };
+    expect_err(
+        store.set_verifier_key(&missing, "x").await,
+        &["NotFound"],
+        "an unknown log",
     );
 }

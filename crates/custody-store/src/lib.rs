@@ -292,6 +292,12 @@ pub trait LedgerWriter: LedgerReader {
     /// Rewrites the store's files so that the bytes of erased payloads are gone from disk, not
     /// only unreachable.
     fn compact(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Registers a log's new verifier key, after a key rotation was committed to the log.
+    fn set_verifier_key(
+        &self,
+        key: &LogKey,
+        verifier_key: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 pub mod auth;

@@ -461,7 +461,7 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
     assert_eq!(two.results[0].index, 10);
     submitted.extend(arr);
     results.extend(two.results);
-    let e = entry("key.rotated", "k-1");
+    let e = entry("x.ml.key_noted", "k-1");
     let three = s
         .client
         .append_ndjson("acme", GOV, format!("{e}\n").into_bytes())

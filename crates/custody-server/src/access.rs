@@ -33,13 +33,7 @@ pub(crate) fn now_micros() -> i64 {
 
 fn actor(p: Option<&Principal>) -> Actor {
     match p {
-        Some(p) => Actor {
-            kind: match p.kind {
-                custody_auth::PrincipalKind::User => ActorKind::User,
-                custody_auth::PrincipalKind::Service => ActorKind::Service,
-            },
-            id: p.id.clone(),
-        },
+        Some(p) => crate::auth::principal_actor(p),
         None => Actor {
             kind: ActorKind::User,
             id: "unauthenticated".into(),

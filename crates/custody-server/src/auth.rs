@@ -53,6 +53,25 @@ pub(crate) struct Attempt {
     pub purpose: Option<String>,
 }
 
+/// The envelope actor of a principal: what it writes is attributed to it.
+pub(crate) fn principal_actor(p: &Principal) -> custody_core::envelope::Actor {
+    use custody_core::envelope::ActorKind;
+    custody_core::envelope::Actor {
+        kind: match p.kind {
+            custody_auth::PrincipalKind::User => ActorKind::User,
+            custody_auth::PrincipalKind::Service => ActorKind::Service,
+        },
+        id: p.id.clone(),
+    }
+}
+
+impl Caller {
+    /// The caller as an envelope actor.
+    pub fn actor(&self) -> custody_core::envelope::Actor {
+        principal_actor(&self.principal)
+    }
+}
+
 impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Caller")

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use custody_api as api;
-use custody_core::envelope::{Actor, ActorKind};
+use custody_core::envelope::TenantName;
 use custody_governance::{ErasedPayload, ErasureScope};
 
 use crate::access::now_micros;
@@ -16,14 +16,21 @@ use crate::principals::json_body;
 use crate::routes::{ApiResult, tenant_name};
 use crate::{AppState, Backend};
 
-fn actor(caller: &Caller) -> Actor {
-    Actor {
-        kind: match caller.principal.kind {
-            custody_auth::PrincipalKind::User => ActorKind::User,
-            custody_auth::PrincipalKind::Service => ActorKind::Service,
-        },
-        id: caller.principal.id.clone(),
-    }
+/// Runs an erasure as the caller and reports what it erased.
+async fn run<S: Backend>(
+    st: &AppState<S>,
+    caller: &Caller,
+    tenant: &TenantName,
+    scope: &ErasureScope,
+    legal_basis: &str,
+    dry_run: bool,
+) -> ApiResult<Json<api::ErasureReport>> {
+    let erased = st
+        .governance
+        .erase(tenant, scope, legal_basis, &caller.actor(), dry_run)
+        .await?;
+    tracing::info!(tenant = %tenant, erased = erased.len(), dry_run, scope = ?scope, "payloads erased");
+    Ok(Json(report(dry_run, erased)))
 }
 
 fn report(dry_run: bool, erased: Vec<ErasedPayload>) -> api::ErasureReport {
@@ -63,18 +70,7 @@ pub(crate) async fn erase_subject<S: Backend>(
         subject: req.data_subject,
         reference: req.reference,
     };
-    let erased = st
-        .governance
-        .erase(
-            &tenant,
-            &scope,
-            &req.legal_basis,
-            &actor(&caller),
-            req.dry_run,
-        )
-        .await?;
-    tracing::info!(tenant = %tenant, erased = erased.len(), dry_run = req.dry_run, "data-subject erasure");
-    Ok(Json(report(req.dry_run, erased)))
+    run(&st, &caller, &tenant, &scope, &req.legal_basis, req.dry_run).await
 }
 
 /// Erases the payloads older than their type's retention period (the tenant's latest
@@ -95,16 +91,5 @@ pub(crate) async fn apply_retention<S: Backend>(
     let scope = ErasureScope::Retention {
         now_micros: now_micros(),
     };
-    let erased = st
-        .governance
-        .erase(
-            &tenant,
-            &scope,
-            &req.legal_basis,
-            &actor(&caller),
-            req.dry_run,
-        )
-        .await?;
-    tracing::info!(tenant = %tenant, erased = erased.len(), dry_run = req.dry_run, "retention applied");
-    Ok(Json(report(req.dry_run, erased)))
+    run(&st, &caller, &tenant, &scope, &req.legal_basis, req.dry_run).await
 }

@@ -281,14 +281,7 @@ pub(crate) async fn rotate_key<S: Backend>(
         tenant: tenant.clone(),
         log,
     };
-    let actor = Actor {
-        kind: match caller.principal.kind {
-            custody_auth::PrincipalKind::User => ActorKind::User,
-            custody_auth::PrincipalKind::Service => ActorKind::Service,
-        },
-        id: caller.principal.id.clone(),
-    };
-    let r = st.ledger.rotate_key(&key, actor).await?;
+    let r = st.ledger.rotate_key(&key, caller.actor()).await?;
     Ok(Json(api::KeyRotation {
         log: log.as_str().into(),
         index: r.index,

@@ -10,9 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use custody_api as api;
 use custody_auth::{AuthError, IssuedToken, NewPrincipal, PrincipalView, TokenView};
-use custody_core::envelope::{
-    Actor, ActorKind, Context, EntryInput, LogName, SubjectRef, TenantName, Timestamp,
-};
+use custody_core::envelope::{Context, EntryInput, LogName, SubjectRef, TenantName, Timestamp};
 use custody_store::LogKey;
 use serde_json::{Map, Value, json};
 
@@ -83,18 +81,11 @@ async fn record<S: Backend>(
     body: Map<String, Value>,
     payload: Option<Value>,
 ) -> ApiResult<()> {
-    let kind = match caller.principal.kind {
-        custody_auth::PrincipalKind::User => ActorKind::User,
-        custody_auth::PrincipalKind::Service => ActorKind::Service,
-    };
     let input = EntryInput {
         id: None,
         entry_type: entry_type.into(),
         client_time: None,
-        actor: Actor {
-            kind,
-            id: caller.principal.id.clone(),
-        },
+        actor: caller.actor(),
         subject,
         related: Vec::new(),
         context: Context {

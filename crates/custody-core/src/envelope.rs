@@ -312,6 +312,14 @@ impl Timestamp {
         self.0
     }
 
+    /// The instant `micros` microseconds after the Unix epoch, if RFC 3339 can write it.
+    pub fn from_unix_micros(micros: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+            .ok()
+            .filter(|dt| (1..=9999).contains(&dt.year()))
+            .map(Self::from_datetime)
+    }
+
     /// Microseconds since the Unix epoch, for indexing and range queries.
     pub fn unix_micros(&self) -> i64 {
         (self.0.unix_timestamp_nanos() / 1_000) as i64

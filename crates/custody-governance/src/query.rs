@@ -15,7 +15,6 @@ use custody_evidence::{GateReport, GovernanceState, Missing};
 use custody_ledger::{EntryView, LedgerError};
 use custody_store::{EntryFilter, LedgerWriter, LogKey};
 use serde_json::Value;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{Governance, GovernanceError};
@@ -161,8 +160,8 @@ fn rule_view(r: &GateReport) -> GateRuleView {
 }
 
 fn rfc3339(micros: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .map(|t| Timestamp::from_datetime(t).to_string())
+    Timestamp::from_unix_micros(micros)
+        .map(|t| t.to_string())
         .unwrap_or_default()
 }
 

@@ -20,7 +20,7 @@ use custody_store::LogKey;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
-use crate::routes::{ApiResult, content_type, query, read_body, tenant_name};
+use crate::routes::{ApiResult, content_type, log_key, query, read_body, tenant_name};
 use crate::{ApiError, AppState, Backend};
 
 /// A stored log disagrees with its own hashes or checkpoints.
@@ -175,16 +175,8 @@ pub(crate) async fn witness<S: Backend>(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let tenant = tenant_name(&tenant)?;
-    let log = LogName::parse(&log).map_err(|_| {
-        ApiError::not_found(format!(
-            "no log {log:?}: each tenant has governance, inference and access"
-        ))
-    })?;
-    let key = LogKey {
-        tenant: tenant.clone(),
-        log,
-    };
+    let key = log_key(&tenant, &log)?;
+    let (tenant, log) = (key.tenant.clone(), key.log);
     let ct = content_type(&headers);
     if ct != "text/plain" {
         return Err(ApiError::unsupported_media_type(&ct));
@@ -271,19 +263,10 @@ pub(crate) async fn rotate_key<S: Backend>(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<api::KeyRotation>> {
     query(raw, &[])?;
-    let tenant = tenant_name(&tenant)?;
-    let log = LogName::parse(&log).map_err(|_| {
-        ApiError::not_found(format!(
-            "no log {log:?}: each tenant has governance, inference and access"
-        ))
-    })?;
-    let key = LogKey {
-        tenant: tenant.clone(),
-        log,
-    };
+    let key = log_key(&tenant, &log)?;
     let r = st.ledger.rotate_key(&key, caller.actor()).await?;
     Ok(Json(api::KeyRotation {
-        log: log.as_str().into(),
+        log: key.log.as_str().into(),
         index: r.index,
         old_verifier_key: r.old_key,
         new_verifier_key: r.new_key,

@@ -38,8 +38,8 @@ impl From<AuthError> for ApiError {
 }
 
 pub(crate) fn rfc3339(micros: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .map(|t| Timestamp::from_datetime(t).to_string())
+    Timestamp::from_unix_micros(micros)
+        .map(|t| t.to_string())
         .unwrap_or_default()
 }
 

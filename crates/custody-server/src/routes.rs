@@ -255,7 +255,7 @@ pub(crate) fn tenant_name(s: &str) -> ApiResult<TenantName> {
     TenantName::parse(s).map_err(ApiError::validation)
 }
 
-fn log_key(tenant: &str, log: &str) -> ApiResult<LogKey> {
+pub(crate) fn log_key(tenant: &str, log: &str) -> ApiResult<LogKey> {
     let tenant = tenant_name(tenant)?;
     let log = LogName::parse(log).map_err(|_| {
         ApiError::not_found(format!(

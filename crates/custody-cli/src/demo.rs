@@ -613,6 +613,7 @@ pub async fn run(data_dir: PathBuf, listen: String, server_name: String) -> anyh
         listen,
         server_name,
         None,
+        None,
         crate::serve::Bootstrap::Hand,
         custody_server::ServeOptions::default(),
         |addr, admin| {

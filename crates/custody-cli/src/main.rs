@@ -103,9 +103,14 @@ enum Command {
         /// Server name: the first part of every log origin.
         #[arg(long, env = "CUSTODY_SERVER_NAME", default_value = "custody.local")]
         server_name: String,
-        /// Another database (sqlite:PATH).
-        #[arg(long, env = "CUSTODY_DATABASE_URL")]
+        /// The database: postgres://USER:PASSWORD@HOST:PORT/DATABASE for PostgreSQL (several
+        /// servers may share it), or sqlite:PATH; default <data-dir>/custody.db.
+        #[arg(long, env = "CUSTODY_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Where the logs' signing keys are kept (0600 files); default <data-dir>/keys.
+        /// Servers sharing a PostgreSQL database must share this directory.
+        #[arg(long, env = "CUSTODY_KEY_DIR")]
+        key_dir: Option<PathBuf>,
         /// On first start, the bootstrap administrator's token: read from this file if it
         /// exists, otherwise generated and written to it (mode 0600). Without it, a generated
         /// token is printed once on stderr.
@@ -511,6 +516,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             listen,
             server_name,
             database_url,
+            key_dir,
             bootstrap_token_file,
             limits,
         } => {
@@ -519,6 +525,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 listen,
                 server_name,
                 database_url,
+                key_dir,
                 bootstrap_token_file,
                 limits,
             )

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use custody_ledger::{Ledger, LedgerConfig};
+use custody_server::Backend;
+use custody_store_postgres::PostgresStore;
 use custody_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
@@ -18,6 +20,7 @@ pub async fn run(
     listen: String,
     server_name: String,
     database_url: Option<String>,
+    key_dir: Option<PathBuf>,
     bootstrap_token_file: Option<PathBuf>,
     limits: Limits,
 ) -> anyhow::Result<()> {
@@ -53,6 +56,7 @@ pub async fn run(
         listen,
         server_name,
         database_url,
+        key_dir,
         Bootstrap::File(bootstrap_token_file),
         options,
         |_, _| {},
@@ -92,8 +96,8 @@ pub enum Bootstrap {
 
 /// Creates the first server administrator if the store has no principal yet. Returns its token
 /// when this start bootstrapped.
-async fn bootstrap(
-    store: &SqliteStore,
+async fn bootstrap<S: Backend>(
+    store: &S,
     how: &Bootstrap,
 ) -> anyhow::Result<Option<custody_auth::ApiToken>> {
     let auth = custody_auth::Auth::new(store.clone());
@@ -150,14 +154,60 @@ async fn bootstrap(
     Ok(Some(issued.token))
 }
 
+/// Which database `--database-url` names.
+enum Database {
+    /// The embedded store: a SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres(String),
+}
+
+impl Database {
+    fn parse(url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let Some(url) = url else {
+            return Ok(Database::Sqlite(data_dir.join(DATABASE_FILE)));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        if !url.contains("://") {
+            return Ok(Database::Sqlite(PathBuf::from(url)));
+        }
+        bail!(
+            "--database-url {:?} is not supported: use postgres://USER:PASSWORD@HOST:PORT/DATABASE, sqlite:PATH or a file path (default <data-dir>/{DATABASE_FILE})",
+            redact(url)
+        )
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
 /// [`run`], calling `ready` with the bound address and, on first start, the bootstrap
 /// administrator's token, once the server accepts requests (the demo fills the ledger
 /// through it).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_with_ready(
     data_dir: PathBuf,
     listen: String,
     server_name: String,
     database_url: Option<String>,
+    key_dir: Option<PathBuf>,
     how: Bootstrap,
     options: custody_server::ServeOptions,
     ready: impl FnOnce(SocketAddr, Option<custody_auth::ApiToken>),
@@ -170,63 +220,94 @@ pub async fn run_with_ready(
             .create(&data_dir)
             .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
     }
-    // One server per data directory: the sequencers assume they are their logs' only writers.
-    let lock_path = data_dir.join("custody.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!(
-            "--data-dir {} is in use by another custody server; stop it or choose another directory",
-            data_dir.display()
-        );
-    }
-    let db_path = match database_url.as_deref() {
-        None => data_dir.join(DATABASE_FILE),
-        Some(url) => match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(path) => PathBuf::from(path),
-            None => bail!(
-                "--database-url {url:?} is not supported by this build: use sqlite:PATH, or omit it for <data-dir>/{DATABASE_FILE}"
-            ),
-        },
+    let key_dir = key_dir.unwrap_or_else(|| data_dir.join("keys"));
+    let server = Server {
+        listen,
+        server_name,
+        key_dir,
+        how,
+        options,
     };
-    let store = SqliteStore::open(&db_path)
-        .await
-        .with_context(|| format!("cannot open the database {}", db_path.display()))?;
-    let admin = bootstrap(&store, &how).await?;
-    let ledger = Arc::new(Ledger::new(
-        store,
-        LedgerConfig {
-            server_name: server_name.clone(),
-            key_dir: data_dir.join("keys"),
-        },
-    )?);
-    let addr: SocketAddr = listen
-        .parse()
-        .with_context(|| format!("--listen {listen:?} is not an address such as 127.0.0.1:7878"))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
-    let shutdown = shutdown_signal()?;
-    tracing::info!(
-        address = %local,
-        server_name = %server_name,
-        database = %db_path.display(),
-        "custody listening on {}://{local}",
-        if options.tls.is_some() { "https" } else { "http" }
-    );
-    ready(local, admin);
-    custody_server::serve(listener, ledger, options, shutdown).await?;
-    tracing::info!("custody stopped; every acknowledged write is durable");
-    drop(lock);
+    match Database::parse(database_url.as_deref(), &data_dir)? {
+        Database::Sqlite(path) => {
+            // One server per embedded database: its sequencers are their logs' only writers.
+            let lock_path = data_dir.join("custody.lock");
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            if lock.try_lock().is_err() {
+                bail!(
+                    "--data-dir {} is in use by another custody server; stop it or choose another directory (several servers share one PostgreSQL database, not one SQLite file)",
+                    data_dir.display()
+                );
+            }
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("cannot open the database {}", path.display()))?;
+            server.run(store, path.display().to_string(), ready).await?;
+            drop(lock);
+        }
+        Database::Postgres(url) => {
+            let shown = redact(&url);
+            let store = PostgresStore::connect(&url)
+                .await
+                .with_context(|| format!("cannot use the database {shown}"))?;
+            server.run(store, shown, ready).await?;
+        }
+    }
     Ok(())
+}
+
+/// Everything `serve` needs besides the store.
+struct Server {
+    listen: String,
+    server_name: String,
+    key_dir: PathBuf,
+    how: Bootstrap,
+    options: custody_server::ServeOptions,
+}
+
+impl Server {
+    async fn run<S: Backend>(
+        self,
+        store: S,
+        database: String,
+        ready: impl FnOnce(SocketAddr, Option<custody_auth::ApiToken>),
+    ) -> anyhow::Result<()> {
+        let admin = bootstrap(&store, &self.how).await?;
+        let ledger = Arc::new(Ledger::new(
+            store,
+            LedgerConfig {
+                server_name: self.server_name.clone(),
+                key_dir: self.key_dir,
+            },
+        )?);
+        let addr: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "--listen {:?} is not an address such as 127.0.0.1:7878",
+                self.listen
+            )
+        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let shutdown = shutdown_signal()?;
+        tracing::info!(
+            address = %local,
+            server_name = %self.server_name,
+            database = %database,
+            "custody listening on {}://{local}",
+            if self.options.tls.is_some() { "https" } else { "http" }
+        );
+        ready(local, admin);
+        custody_server::serve(listener, ledger, self.options, shutdown).await?;
+        tracing::info!("custody stopped; every acknowledged write is durable");
+        Ok(())
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when

@@ -123,7 +123,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             return Ok(Ingested { outcome, notices });
         }
         let tg = self.tenant(&key.tenant).await?;
-        let _writer = tg.writer.lock().await;
+        let _writer = self.lock_writer(&key.tenant, &tg).await?;
         self.catch_up(&key.tenant, &tg).await?;
 
         let ids: Vec<Uuid> = inputs.iter().filter_map(|i| i.id).collect();
@@ -342,7 +342,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
                 security_event(m, request_id, deployment, r.index, r.id)
             })
             .collect();
-        let _writer = tg.writer.lock().await;
+        let _writer = self.lock_writer(&key.tenant, &tg).await?;
         self.catch_up(&key.tenant, &tg).await?;
         let recorded = self.append_own(&gov, &tg, events).await?;
         for ((i, m, request_id, _), sec) in fresh.into_iter().zip(recorded.results) {

@@ -123,6 +123,24 @@ impl<S: LedgerWriter + Clone> Governance<S> {
         Ok(tg)
     }
 
+    /// Takes the tenant's governance writer lock: this process's, then, on a store several
+    /// servers share, the database's, so a write is validated against the state and appended
+    /// before any other server's governance write of the tenant.
+    async fn lock_writer<'a>(
+        &self,
+        tenant: &TenantName,
+        tg: &'a TenantGovernance,
+    ) -> Result<(tokio::sync::MutexGuard<'a, ()>, custody_store::LockGuard), GovernanceError> {
+        let local = tg.writer.lock().await;
+        let shared = self
+            .ledger
+            .store()
+            .lock(&custody_store::log_lock_name(&Self::governance_key(tenant)))
+            .await
+            .map_err(LedgerError::from)?;
+        Ok((local, shared))
+    }
+
     /// Applies governance entries the state has not seen. Called with the writer lock held.
     async fn catch_up(
         &self,

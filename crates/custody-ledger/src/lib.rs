@@ -221,6 +221,9 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
     /// Creates a tenant with its three logs, their keys and their empty-tree checkpoints.
     pub async fn create_tenant(&self, tenant: &TenantName) -> Result<Vec<LogInfo>, LedgerError> {
         let _guard = self.creating.lock().await;
+        // Key files are written before the tenant's rows: another server must not be creating
+        // the same tenant meanwhile (its keys would replace these).
+        let _no_other_server_creates = self.store.lock(custody_store::TENANTS_LOCK).await?;
         match self.store.logs(tenant).await {
             Ok(_) => {
                 return Err(LedgerError::Conflict(format!(
@@ -456,29 +459,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 },
             )
             .await?;
-        found
-            .iter()
-            .map(|e| {
-                let env: serde_json::Value = serde_json::from_slice(&e.envelope)
-                    .map_err(|err| LedgerError::Corrupt(format!("entry {}: {err}", e.index)))?;
-                let field = |name: &str| {
-                    env["body"][name]
-                        .as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| {
-                            LedgerError::Corrupt(format!(
-                                "key rotation entry {} lacks {name}",
-                                e.index
-                            ))
-                        })
-                };
-                Ok(KeyRotation {
-                    index: e.index,
-                    old_key: field("old_verifier_key")?,
-                    new_key: field("new_verifier_key")?,
-                })
-            })
-            .collect()
+        found.iter().map(rotation_of).collect()
     }
 
     /// Switches a log to a new signing key. The announcement, a `key.rotated` entry naming the
@@ -491,6 +472,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         actor: custody_core::envelope::Actor,
     ) -> Result<KeyRotation, LedgerError> {
         let _one_at_a_time = self.rotating.lock().await;
+        let _no_other_server_rotates = self.store.lock(&custody_store::log_lock_name(key)).await?;
         let record = self.record(key).await?;
         let handle = self.sequencer(key).await?;
         let next = self
@@ -551,9 +533,13 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         }
     }
 
-    /// The latest durable checkpoint, from memory when this process has seen it.
+    /// The latest durable checkpoint, from memory when this process has seen it, unless other
+    /// servers write the same store: then a read that follows an acknowledged write made
+    /// through another server must see it, so storage is asked.
     async fn latest(&self, key: &LogKey) -> Result<StoredCheckpoint, LedgerError> {
-        if let Some(cp) = self.checkpoints.get(key) {
+        if !self.store.shared()
+            && let Some(cp) = self.checkpoints.get(key)
+        {
             return Ok(cp);
         }
         let cp = self.store.latest_checkpoint(key).await?;
@@ -764,6 +750,25 @@ impl CheckpointCache {
             }
         }
     }
+}
+
+/// The rotation a `key.rotated` entry announces.
+pub(crate) fn rotation_of(e: &StoredEntry) -> Result<KeyRotation, LedgerError> {
+    let env: serde_json::Value = serde_json::from_slice(&e.envelope)
+        .map_err(|err| LedgerError::Corrupt(format!("entry {}: {err}", e.index)))?;
+    let field = |name: &str| {
+        env["body"][name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                LedgerError::Corrupt(format!("key rotation entry {} lacks {name}", e.index))
+            })
+    };
+    Ok(KeyRotation {
+        index: e.index,
+        old_key: field("old_verifier_key")?,
+        new_key: field("new_verifier_key")?,
+    })
 }
 
 fn unknown_tenant(tenant: &TenantName) -> LedgerError {

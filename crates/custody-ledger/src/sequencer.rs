@@ -186,13 +186,63 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
     }
 
     async fn commit(&mut self, requests: Vec<AppendRequest>) {
-        if self.stale
-            && let Err(e) = self.reload().await
-        {
-            for r in requests {
-                let _ = r.reply.send(Err(e.clone()));
+        let mut attempt = 1;
+        let replies = loop {
+            match self.try_commit(&requests).await {
+                Err(Attempt::Moved) if attempt < MAX_ATTEMPTS => attempt += 1,
+                Err(Attempt::Moved) => {
+                    break Err(LedgerError::Unavailable(format!(
+                        "other servers kept extending the log; this batch lost {MAX_ATTEMPTS} times in a row"
+                    )));
+                }
+                Err(Attempt::Failed(e)) => break Err(e),
+                Ok(replies) => break Ok(replies),
             }
-            return;
+        };
+        match replies {
+            Ok(replies) => {
+                for (req, reply) in requests.into_iter().zip(replies) {
+                    let _ = req.reply.send(reply);
+                }
+            }
+            Err(e) => {
+                for req in requests {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// One attempt at committing `requests` as a batch: the replies for each request, or why
+    /// none of them was committed.
+    async fn try_commit(
+        &mut self,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, LedgerError>>, Attempt> {
+        // On a store several servers write, this server takes its turn at the log: it holds
+        // the log's sequencer lock from ordering to commit, and first catches up with what the
+        // others appended. The store's check that a batch starts at the stored size remains
+        // the fence should the lock be lost (its connection dropped) mid-batch.
+        let _turn = if self.store.shared() {
+            let turn = self
+                .store
+                .lock(&custody_store::sequencer_lock_name(&self.key))
+                .await
+                .map_err(|e| Attempt::Failed(e.into()))?;
+            let stored = self
+                .store
+                .latest_checkpoint(&self.key)
+                .await
+                .map_err(|e| Attempt::Failed(e.into()))?;
+            if stored.size != self.checkpoint.size {
+                self.stale = true;
+            }
+            Some(turn)
+        } else {
+            None
+        };
+        if self.stale {
+            self.reload().await?;
         }
         let client_ids: Vec<Uuid> = requests
             .iter()
@@ -201,16 +251,13 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         let existing = if client_ids.is_empty() {
             HashMap::new()
         } else {
-            match self.store.existing_ids(&self.key, &client_ids).await {
-                Ok(found) => found.into_iter().map(|e| (e.id, e)).collect(),
-                Err(e) => {
-                    let err = LedgerError::from(e);
-                    for r in requests {
-                        let _ = r.reply.send(Err(err.clone()));
-                    }
-                    return;
-                }
-            }
+            self.store
+                .existing_ids(&self.key, &client_ids)
+                .await
+                .map_err(|e| Attempt::Failed(e.into()))?
+                .into_iter()
+                .map(|e| (e.id, e))
+                .collect()
         };
 
         let start_size = self.frontier.size();
@@ -220,7 +267,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         // Ids appended earlier in this batch: id -> (position in new_entries, digest).
         let mut pending: HashMap<Uuid, (usize, [u8; 32], Hash)> = HashMap::new();
         let mut nodes: Vec<(Subtree, Hash)> = Vec::new();
-        let mut plans: Vec<(AppendRequest, Result<Vec<Planned>, LedgerError>)> = Vec::new();
+        let mut plans: Vec<Result<Vec<Planned>, LedgerError>> = Vec::new();
 
         for req in requests {
             let planned = self.plan(
@@ -244,39 +291,35 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                     }
                 }
             }
-            plans.push((req, planned));
+            plans.push(planned);
         }
 
-        if !new_entries.is_empty()
-            && let Err(e) = self.publish(frontier, new_entries, nodes).await
-        {
-            tracing::error!(tenant = %self.key.tenant, log = %self.key.log, error = %e, "batch not committed");
-            self.stale = true;
-            for (req, _) in plans {
-                let _ = req.reply.send(Err(e.clone()));
-            }
-            return;
+        if !new_entries.is_empty() {
+            self.publish(frontier, new_entries, nodes).await?;
         }
 
-        for (req, planned) in plans {
-            let outcome = planned.map(|plan| AppendOutcome {
-                checkpoint_size: self.checkpoint.size,
-                results: plan
-                    .into_iter()
-                    .zip(&req.entries)
-                    .map(|(p, e)| match p {
-                        Planned::Existing(a) => a,
-                        Planned::New(pos) => Appended {
-                            index: start_size + pos as u64,
-                            leaf_hash: e.sealed.leaf_hash,
-                            id: e.id(),
-                            existing: false,
-                        },
-                    })
-                    .collect(),
-            });
-            let _ = req.reply.send(outcome);
-        }
+        Ok(plans
+            .into_iter()
+            .zip(requests)
+            .map(|(planned, req)| {
+                planned.map(|plan| AppendOutcome {
+                    checkpoint_size: self.checkpoint.size,
+                    results: plan
+                        .into_iter()
+                        .zip(&req.entries)
+                        .map(|(p, e)| match p {
+                            Planned::Existing(a) => a,
+                            Planned::New(pos) => Appended {
+                                index: start_size + pos as u64,
+                                leaf_hash: e.sealed.leaf_hash,
+                                id: e.id(),
+                                existing: false,
+                            },
+                        })
+                        .collect(),
+                })
+            })
+            .collect())
     }
 
     /// Commits a rotation's announcement under the current key, then registers the new key,
@@ -386,7 +429,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         frontier: Frontier,
         entries: Vec<NewEntry>,
         nodes: Vec<(Subtree, Hash)>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), Attempt> {
         let old_size = self.frontier.size();
         let new_size = frontier.size();
         let root = frontier.root();
@@ -405,22 +448,36 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             root,
             note: signed.note,
         };
-        self.store
+        let written = self
+            .store
             .append_batch(AppendBatch {
                 key: self.key.clone(),
                 entries,
                 nodes,
                 checkpoint: stored.clone(),
             })
-            .await
-            .map_err(|e| match e {
-                // Ids were checked before sequencing, so a conflict here means storage moved
-                // under the sequencer: not the client's doing, and worth a retry.
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(tenant = %self.key.tenant, log = %self.key.log, error = %e, "batch not committed");
+            // Whatever happened, storage, not memory, now says where the log stands.
+            self.stale = true;
+            return Err(match e {
+                // The store refuses a batch that does not start at its size: another writer
+                // extended the log since this sequencer last looked. Ids were checked before
+                // sequencing, so a conflict is never the client's doing.
                 custody_store::StoreError::Conflict(m) => {
-                    LedgerError::Unavailable(format!("log state changed during the write: {m}"))
+                    self.reload().await?;
+                    if self.frontier.size() != old_size {
+                        Attempt::Moved
+                    } else {
+                        Attempt::Failed(LedgerError::Unavailable(format!(
+                            "log state changed during the write: {m}"
+                        )))
+                    }
                 }
-                other => other.into(),
-            })?;
+                other => Attempt::Failed(other.into()),
+            });
+        }
         self.published.advance(&self.key, &stored);
         self.checkpoint = stored;
         self.frontier = frontier;
@@ -465,16 +522,88 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             })
     }
 
-    /// Re-reads the committed state: after a failed commit the outcome on disk is unknown, so
-    /// the store, not memory, says where the log stands.
+    /// Re-reads the committed state: after a failed commit the outcome on disk is unknown, and
+    /// on a shared store another server may have appended, so the store, not memory, says
+    /// where the log stands.
     async fn reload(&mut self) -> Result<(), LedgerError> {
         let checkpoint = self.store.latest_checkpoint(&self.key).await?;
-        self.frontier = load_frontier(&self.store, &self.key, &checkpoint).await?;
+        let frontier = load_frontier(&self.store, &self.key, &checkpoint).await?;
+        if self.store.shared() && checkpoint.size > self.checkpoint.size {
+            self.adopt_rotation(self.checkpoint.size, checkpoint.size)
+                .await?;
+        }
+        self.frontier = frontier;
         self.checkpoint = checkpoint;
         self.stale = false;
         Ok(())
     }
+
+    /// Takes up a key rotation another server committed in `[from, to)`: every checkpoint
+    /// after a `key.rotated` entry must be signed with the key it announced. Until that key is
+    /// readable from the key directory the log refuses to sign.
+    async fn adopt_rotation(&mut self, from: u64, to: u64) -> Result<(), LedgerError> {
+        let rotated = self
+            .store
+            .find_entries(
+                &self.key,
+                &custody_store::EntryFilter {
+                    entry_type: Some(crate::KEY_ROTATED.into()),
+                    from_index: from,
+                    below_index: to,
+                    limit: u32::MAX,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let Some(last) = rotated.last() else {
+            return Ok(());
+        };
+        let announced = crate::rotation_of(last)?.new_key;
+        if self.signer.verifier().to_string() == announced {
+            return Ok(());
+        }
+        let (tenant, log) = (&self.key.tenant, self.key.log);
+        let candidates = [
+            self.keys.load(tenant, log, &self.origin).ok(),
+            self.keys
+                .load_next(tenant, log, &self.origin)
+                .ok()
+                .flatten(),
+        ];
+        match candidates
+            .into_iter()
+            .flatten()
+            .find(|k| k.verifier().to_string() == announced)
+        {
+            Some(signer) => {
+                tracing::info!(tenant = %tenant, log = %log, verifier_key = %announced, "signing with the key another server rotated to");
+                self.signer = Arc::new(signer);
+                Ok(())
+            }
+            None => Err(LedgerError::Unavailable(format!(
+                "the log's key was rotated to {announced} by another server, and that key is not in this server's key directory yet"
+            ))),
+        }
+    }
 }
+
+/// Why an attempt at a batch did not commit.
+enum Attempt {
+    /// Another writer extended the log first; the state is reloaded and the batch can be
+    /// sequenced again.
+    Moved,
+    /// Nothing was committed, for this reason.
+    Failed(LedgerError),
+}
+
+impl From<LedgerError> for Attempt {
+    fn from(e: LedgerError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+/// Times a batch is re-sequenced after losing the race for the log to another server.
+const MAX_ATTEMPTS: usize = 16;
 
 fn new_entry(index: u64, e: &PreparedEntry) -> NewEntry {
     let env = &e.sealed.envelope;

@@ -1,6 +1,6 @@
 //! The storage boundary of custody: what the ledger asks of a database, in domain terms.
 //!
-//! Backends (`custody-store-sqlite` embedded by default; others later) implement
+//! Backends (`custody-store-sqlite` embedded by default, `custody-store-postgres` at scale) implement
 //! [`LedgerReader`] and [`LedgerWriter`]. Read-only code paths take only a reader, so they
 //! cannot write. No database type crosses this boundary, and backend errors are classified into
 //! [`StoreError`] so every backend maps a duplicate to `Conflict` and an outage to
@@ -298,6 +298,61 @@ pub trait LedgerWriter: LedgerReader {
         key: &LogKey,
         verifier_key: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether other processes may append to the same logs (several servers on one
+    /// database). The ledger then asks storage, not its memory, where a log stands.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Holds a named lock across every process using this store until the guard is dropped,
+    /// so a check-then-write (a governance write validated against its log's state, a tenant
+    /// created after checking it does not exist) cannot interleave with another server's.
+    /// Names come from [`log_lock_name`], [`sequencer_lock_name`] and [`TENANTS_LOCK`]. A store only one process can open needs no lock beyond the
+    /// process's own, and returns an empty guard.
+    fn lock(&self, name: &str) -> impl Future<Output = StoreResult<LockGuard>> + Send {
+        let _ = name;
+        async { Ok(LockGuard::none()) }
+    }
+}
+
+/// The name of the cross-process lock on one log's check-then-append writes.
+pub fn log_lock_name(key: &LogKey) -> String {
+    format!("log/{}/{}", key.tenant, key.log.as_str())
+}
+
+/// The name of the cross-process lock a sequencer holds while it orders, signs and commits
+/// one batch of a log, so several servers take turns instead of racing.
+pub fn sequencer_lock_name(key: &LogKey) -> String {
+    format!("sequencer/{}/{}", key.tenant, key.log.as_str())
+}
+
+/// The name of the cross-process lock on creating tenants.
+pub const TENANTS_LOCK: &str = "tenants";
+
+/// A held cross-process lock (see [`LedgerWriter::lock`]); released on drop.
+pub struct LockGuard(Option<Box<dyn Send>>);
+
+impl LockGuard {
+    /// No lock held: the store has a single process.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Wraps a backend's lock, released when it is dropped.
+    pub fn new(lock: impl Send + 'static) -> Self {
+        Self(Some(Box::new(lock)))
+    }
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "LockGuard(held)"
+        } else {
+            "LockGuard(none)"
+        })
+    }
 }
 
 pub mod auth;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod durability;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_custody");
 
@@ -134,20 +136,40 @@ impl Server {
     /// the line that names the bound address.
     pub fn start(data_dir: &Path) -> Server {
         let token = harness_principal(data_dir);
-        Self::spawn(data_dir, Some(token))
+        Self::spawn(data_dir, Some(token), &[])
     }
 
     /// Starts `custody serve` on a data directory without the harness principal, as a user
     /// would on a new machine: the server bootstraps its own administrator.
     pub fn start_fresh(data_dir: &Path) -> Server {
-        Self::spawn(data_dir, None)
+        Self::spawn(data_dir, None, &[])
     }
 
-    fn spawn(data_dir: &Path, token: Option<String>) -> Server {
+    /// Starts `custody serve` on a PostgreSQL database, keeping its signing keys in
+    /// `data_dir` (servers sharing a database share it). The first server to start bootstraps
+    /// the administrator into `token_file`; the token is registered for `cli`.
+    pub fn start_postgres(data_dir: &Path, database_url: &str, token_file: &Path) -> Server {
+        let server = Self::spawn(
+            data_dir,
+            None,
+            &[
+                "--database-url",
+                database_url,
+                "--bootstrap-token-file",
+                token_file.to_str().expect("UTF-8 path"),
+            ],
+        );
+        let token = std::fs::read_to_string(token_file).expect("bootstrap token file");
+        register_token(&server.url, token.trim());
+        server
+    }
+
+    fn spawn(data_dir: &Path, token: Option<String>, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--server-name", "test.local"])
+            .args(extra)
             .env("CUSTODY_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("CUSTODY_DATABASE_URL")

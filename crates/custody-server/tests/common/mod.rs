@@ -113,8 +113,8 @@ pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
 
 /// Creates the harness's own principal directly in the store: server scope with every role,
 /// so tests that are not about access control can do anything.
-async fn superuser(store: &SqliteStore) -> (String, String) {
-    use custody_store::{AuthStore, PrincipalRow, TokenRow};
+pub async fn superuser<S: custody_store::AuthStore>(store: &S) -> (String, String) {
+    use custody_store::{PrincipalRow, TokenRow};
     let token = custody_auth::ApiToken::generate().expect("random");
     let id = "p_harness".to_string();
     store

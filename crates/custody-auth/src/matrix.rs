@@ -15,7 +15,7 @@ pub enum Action {
     /// Create tenants: server administrators only.
     ManageTenants,
     /// Log metadata and proofs (sizes, checkpoints, verifier keys, inclusion and consistency
-    /// proofs, witness checks): hashes and signatures, no entry content.
+    /// proofs, witness checks, tlog-tiles hash tiles): hashes and signatures, no entry content.
     ReadLogMeta,
     /// Append entries; each entry's type then needs its own role (see [`entry_action`]).
     Append,
@@ -28,7 +28,8 @@ pub enum Action {
     /// Ask whether weights may serve, and what served when: what deploy pipelines and
     /// serving code check. Access-logged.
     CheckServing,
-    /// Read entries, payloads, traces, histories, exports and evidence packs. Access-logged.
+    /// Read entries, payloads, traces, histories, exports, tlog-tiles entry bundles and evidence
+    /// packs. Access-logged.
     ReadEvidence,
     /// Read the access log itself. Access-logged.
     ReadAccessLog,
@@ -166,6 +167,9 @@ pub const ROUTES: &[RouteRule] = rules![
     "POST" "/v1/tenants/{tenant}/erasures" => Erase,
     "POST" "/v1/tenants/{tenant}/retention/apply" => Erase,
     "POST" "/v1/tenants/{tenant}/reconcile" => Reconcile,
+    "GET" "/tlog/{tenant}/{log}/checkpoint" => ReadLogMeta,
+    "GET" "/tlog/{tenant}/{log}/tile/{level}/{*index}" => ReadLogMeta,
+    "GET" "/tlog/{tenant}/{log}/tile/entries/{*index}" => ReadEvidence,
 ];
 
 /// The rule for a request, by method and route template.

@@ -13,6 +13,7 @@ mod govern;
 mod integrity;
 mod keys;
 mod model;
+mod monitor;
 mod pack;
 mod principals;
 mod proofs;
@@ -38,7 +39,7 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
     name = "custody",
     version,
     about = "A verifiable ledger for ML governance evidence",
-    after_help = "Exit codes: 0 success; 1 error; 2 bad usage or a failed offline verification; 3 refused by the gate (promote, rollback) or not admitted (admit)."
+    after_help = "Exit codes: 0 success; 1 error; 2 bad usage or a failed offline verification; 3 refused by the gate (promote, rollback), not admitted (admit), or a checkpoint not signed by the pinned key (monitor)."
 )]
 struct Cli {
     /// Server to talk to.
@@ -148,6 +149,13 @@ enum Command {
     /// proves consistency, this command verifies the proof against both signed checkpoints.
     /// Exit code 2 on a fork.
     Witness(integrity::WitnessArgs),
+    /// Audit a C2SP tlog-tiles log (custody's /tlog/{tenant}/{log}/ or any other) from its URL
+    /// or a directory copy: open the checkpoint with the pinned key, rebuild the tree from every
+    /// entry and tile, and check it extends the checkpoint verified on the previous run.
+    ///
+    /// Exit code 2 when the tiles contradict the checkpoint or the log forked; 3 when the
+    /// checkpoint is not signed by --vkey.
+    Monitor(monitor::MonitorArgs),
     /// Compare recorded artifact digests with the artifacts at their URIs and report drift.
     Drift(drift::DriftArgs),
     /// Switch a log to a new signing key, announced in the log itself under the old key;
@@ -692,6 +700,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             return integrity::deep(deep, client, json).await;
         }
         Command::Witness(a) => return integrity::witness(a, &client()?, json).await,
+        Command::Monitor(a) => return monitor::run(a, &cli.server, json).await,
         Command::RotateKey { tenant, log } => {
             let r = client()?.rotate_key(&tenant, &log).await?;
             print(json, &r, || {

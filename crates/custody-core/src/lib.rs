@@ -11,6 +11,7 @@
 //! - [`note`]: C2SP signed notes with Ed25519 and verifier key strings.
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
 //! - [`tlog_proof`]: C2SP tlog-proof, the offline evidence for one entry.
+//! - [`tiles`]: C2SP tlog-tiles paths, tile widths and entry bundles.
 //! - [`signing`]: approver keys (Ed25519, ECDSA P-256) read from PEM, and their signatures.
 //! - [`dsse`]: DSSE envelopes, the signed wrapper around approvals.
 //! - [`intoto`]: in-toto Statements and the approval predicate they carry.
@@ -24,4 +25,5 @@ pub mod jcs;
 pub mod merkle;
 pub mod note;
 pub mod signing;
+pub mod tiles;
 pub mod tlog_proof;

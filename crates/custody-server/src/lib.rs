@@ -1,12 +1,14 @@
-//! custody's HTTP server: the `/v1` JSON API over a [`Ledger`].
+//! custody's HTTP server: the `/v1` JSON API over a [`Ledger`], and every log as a C2SP tiled
+//! transparency log under `/tlog/{tenant}/{log}/`.
 //!
 //! The server is a library so tests and the `custody serve` command run the same router; the
 //! binary only wires configuration, storage and signals to [`serve`].
 //!
 //! API boundary: every response is either the documented JSON (see [`openapi`]), a byte-exact
-//! C2SP text (checkpoints, tlog-proofs, verifier keys), or an RFC 9457 problem. Handlers parse
-//! their own inputs so that malformed JSON, a wrong content type or an oversize body all get a
-//! precise problem rather than a framework default, and none of them writes anything.
+//! C2SP format (checkpoints, tlog-proofs, verifier keys, tiles, entry bundles), or an RFC 9457
+//! problem. Handlers parse their own inputs so that malformed JSON, a wrong content type or an
+//! oversize body all get a precise problem rather than a framework default, and none of them
+//! writes anything.
 
 mod access;
 mod audit;
@@ -17,6 +19,7 @@ mod limits;
 mod principals;
 mod problem;
 mod routes;
+mod tiles;
 mod tls;
 
 use std::future::Future;

@@ -1,4 +1,5 @@
-//! Routes and handlers of the `/v1` API.
+//! Routes and handlers of the `/v1` API, and the router that also serves every log as a
+//! C2SP tiled log under `/tlog` (see `tiles.rs`).
 
 use std::collections::HashMap;
 
@@ -102,6 +103,18 @@ pub fn router<S: Backend>(state: AppState<S>) -> Router {
             "/v1/tenants/{tenant}/tokens/{token}",
             axum::routing::delete(crate::principals::revoke_token::<S>),
         )
+        .route(
+            "/tlog/{tenant}/{log}/checkpoint",
+            get(crate::tiles::checkpoint::<S>),
+        )
+        .route(
+            "/tlog/{tenant}/{log}/tile/{level}/{*index}",
+            get(crate::tiles::hash_tile::<S>),
+        )
+        .route(
+            "/tlog/{tenant}/{log}/tile/entries/{*index}",
+            get(crate::tiles::entry_bundle::<S>),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authorize::<S>,
@@ -155,7 +168,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         crate::erasure::apply_retention,
         crate::integrity::reconcile,
         crate::integrity::witness,
-        crate::integrity::rotate_key
+        crate::integrity::rotate_key,
+        crate::tiles::checkpoint,
+        crate::tiles::hash_tile,
+        crate::tiles::entry_bundle
     ),
     components(schemas(
         api::Problem,

@@ -56,6 +56,8 @@ async fn call(token: Option<&str>, method: &str, url: &str, body: Value) -> Repl
 fn concrete(path: &str, tenant: &str, log: &str, principal: &str, token_id: &str) -> String {
     path.replace("{tenant}", tenant)
         .replace("{log}", log)
+        .replace("{level}", "0")
+        .replace("{*index}", "000.p/1")
         .replace("{index}", "0")
         .replace("{version_hash}", HASH)
         .replace("{principal}", principal)

@@ -614,6 +614,7 @@ pub async fn run(data_dir: PathBuf, listen: String, server_name: String) -> anyh
         server_name,
         None,
         None,
+        None,
         crate::serve::Bootstrap::Hand,
         custody_server::ServeOptions::default(),
         |addr, admin| {

@@ -29,6 +29,10 @@ pub struct DeepArgs {
     /// With --deep: only this tenant (required without --data-dir).
     #[arg(long, short = 't', requires = "deep")]
     pub tenant: Option<String>,
+    /// With --data-dir: the object store the server keeps large payloads in (its
+    /// --payload-store), so their commitments are recomputed too.
+    #[arg(long, requires = "data_dir", env = "CUSTODY_PAYLOAD_STORE")]
+    pub payload_store: Option<String>,
 }
 
 fn report_text(tenant: &str, r: &api::ReconcileReport) -> String {
@@ -57,7 +61,15 @@ pub async fn deep(
     json: bool,
 ) -> anyhow::Result<i32> {
     let reports: Vec<(String, api::ReconcileReport)> = match &args.data_dir {
-        Some(dir) => offline(dir, args.tenant.as_deref(), json).await?,
+        Some(dir) => {
+            let objects = args
+                .payload_store
+                .as_deref()
+                .map(|url| custody_store_objects::PayloadObjects::from_url(url, usize::MAX))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--payload-store: {e}"))?;
+            offline(dir, args.tenant.as_deref(), objects, json).await?
+        }
         None => {
             let Some(tenant) = args.tenant.clone() else {
                 bail!(
@@ -83,6 +95,7 @@ pub async fn deep(
 async fn offline(
     dir: &Path,
     only: Option<&str>,
+    objects: Option<custody_store_objects::PayloadObjects>,
     quiet: bool,
 ) -> anyhow::Result<Vec<(String, api::ReconcileReport)>> {
     let db = dir.join(crate::serve::DATABASE_FILE);
@@ -96,6 +109,7 @@ async fn offline(
     let store = SqliteStore::open(&db)
         .await
         .with_context(|| format!("cannot open {}", db.display()))?;
+    let store = custody_store_objects::WithPayloadObjects::new(store, objects);
     let tenants = match only {
         Some(t) => vec![TenantName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?],
         None => store.tenants().await?,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use custody_ledger::{Ledger, LedgerConfig};
 use custody_server::Backend;
+use custody_store_objects::{PayloadObjects, WithPayloadObjects};
 use custody_store_postgres::PostgresStore;
 use custody_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -40,6 +41,12 @@ pub async fn run(
     if limits.rate_limit == 0 || limits.request_timeout == 0 {
         bail!("--rate-limit and --request-timeout must be at least 1");
     }
+    let objects = limits
+        .payload_store
+        .as_deref()
+        .map(|url| PayloadObjects::from_url(url, limits.payload_inline_max))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--payload-store: {e}"))?;
     let options = custody_server::ServeOptions {
         reconcile_every: (limits.reconcile_every > 0)
             .then(|| std::time::Duration::from_secs(limits.reconcile_every)),
@@ -57,6 +64,7 @@ pub async fn run(
         server_name,
         database_url,
         key_dir,
+        objects,
         Bootstrap::File(bootstrap_token_file),
         options,
         |_, _| {},
@@ -83,6 +91,14 @@ pub struct Limits {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "CUSTODY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Keep payloads larger than --payload-inline-max in object storage: s3://BUCKET/PREFIX
+    /// (endpoint, region and credentials from AWS_* variables) or file:///ABSOLUTE/DIR. The
+    /// database keeps each one's key and SHA-256, checked on every read.
+    #[arg(long, env = "CUSTODY_PAYLOAD_STORE")]
+    pub payload_store: Option<String>,
+    /// Payloads up to this many bytes stay in the database.
+    #[arg(long, env = "CUSTODY_PAYLOAD_INLINE_MAX", default_value_t = 65_536)]
+    pub payload_inline_max: usize,
 }
 
 /// What to do with the bootstrap administrator's token on first start.
@@ -208,6 +224,7 @@ pub async fn run_with_ready(
     server_name: String,
     database_url: Option<String>,
     key_dir: Option<PathBuf>,
+    objects: Option<PayloadObjects>,
     how: Bootstrap,
     options: custody_server::ServeOptions,
     ready: impl FnOnce(SocketAddr, Option<custody_auth::ApiToken>),
@@ -247,6 +264,7 @@ pub async fn run_with_ready(
             let store = SqliteStore::open(&path)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
+            let store = WithPayloadObjects::new(store, objects);
             server.run(store, path.display().to_string(), ready).await?;
             drop(lock);
         }
@@ -255,6 +273,7 @@ pub async fn run_with_ready(
             let store = PostgresStore::connect(&url)
                 .await
                 .with_context(|| format!("cannot use the database {shown}"))?;
+            let store = WithPayloadObjects::new(store, objects);
             server.run(store, shown, ready).await?;
         }
     }

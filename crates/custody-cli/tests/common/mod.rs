@@ -137,13 +137,19 @@ impl Server {
     /// the line that names the bound address.
     pub fn start(data_dir: &Path) -> Server {
         let token = harness_principal(data_dir);
-        Self::spawn(data_dir, Some(token), &[])
+        Self::spawn(data_dir, Some(token), &[], &[])
     }
 
     /// Starts `custody serve` on a data directory without the harness principal, as a user
     /// would on a new machine: the server bootstraps its own administrator.
     pub fn start_fresh(data_dir: &Path) -> Server {
-        Self::spawn(data_dir, None, &[])
+        Self::spawn(data_dir, None, &[], &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments and environment variables.
+    pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let token = harness_principal(data_dir);
+        Self::spawn(data_dir, Some(token), args, envs)
     }
 
     /// Starts `custody serve` on a PostgreSQL database, keeping its signing keys in
@@ -159,13 +165,19 @@ impl Server {
                 "--bootstrap-token-file",
                 token_file.to_str().expect("UTF-8 path"),
             ],
+            &[],
         );
         let token = std::fs::read_to_string(token_file).expect("bootstrap token file");
         register_token(&server.url, token.trim());
         server
     }
 
-    fn spawn(data_dir: &Path, token: Option<String>, extra: &[&str]) -> Server {
+    fn spawn(
+        data_dir: &Path,
+        token: Option<String>,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(data_dir)
@@ -177,6 +189,7 @@ impl Server {
             .env_remove("CUSTODY_DATA_DIR")
             .env_remove("CUSTODY_LISTEN")
             .env_remove("CUSTODY_SERVER_NAME")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -21,6 +21,7 @@ mod entry;
 mod evidence;
 mod http;
 mod inference;
+mod postgres;
 mod principal;
 mod report;
 mod sqlite;
@@ -60,6 +61,8 @@ enum Mode {
     HttpProof(http::ProofArgs),
     /// Insert the same bytes into plain SQLite (WAL, synchronous=FULL).
     SqliteInsert(sqlite::SqliteArgs),
+    /// Insert the same bytes into a plain PostgreSQL table (synchronous_commit on).
+    PgInsert(postgres::PgArgs),
     /// Add entries to a siglog server (POST /add) and wait for its checkpoint to cover them.
     SiglogAdd(http::SiglogArgs),
     /// Create a principal of a tenant (and the tenant if missing) with the server
@@ -131,6 +134,7 @@ fn main() -> Result<()> {
             Mode::HttpAppend(a) => http::http_append(a).await,
             Mode::HttpProof(a) => http::http_proof(a).await,
             Mode::SqliteInsert(a) => sqlite::sqlite_insert(a).await,
+            Mode::PgInsert(a) => postgres::pg_insert(a).await,
             Mode::SiglogAdd(a) => http::siglog_add(a).await,
             Mode::HttpInference(a) => evidence::http_inference(a).await,
             Mode::TraceLatency(a) => evidence::trace_latency(a).await,

@@ -684,6 +684,14 @@ impl Frontier {
         self.size
     }
 
+    /// The right edge's complete subtrees with their hashes, `decompose(0, size)` in order:
+    /// what a consistency proof from this tree needs from its old part.
+    pub fn subtrees(&self) -> impl Iterator<Item = (Subtree, Hash)> + '_ {
+        decompose(0, self.size)
+            .into_iter()
+            .zip(self.hashes.iter().copied())
+    }
+
     /// `MTH(D[size])` (RFC 9162 §2.1.1): the right-edge hashes merged right to left as in
     /// §2.1.2 step 3; [`empty_root`] when the tree is empty.
     pub fn root(&self) -> Hash {

@@ -497,7 +497,14 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         }
         let plan = merkle::consistency_plan(old_size, new_size)
             .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-        let fresh: HashMap<Subtree, Hash> = new_nodes.iter().copied().collect();
+        // The new subtrees and the old tree's right edge (checked against the last checkpoint
+        // when it was loaded) hold every hash a proof of appending needs; storage is asked
+        // only for anything else.
+        let fresh: HashMap<Subtree, Hash> = new_nodes
+            .iter()
+            .copied()
+            .chain(self.frontier.subtrees())
+            .collect();
         let mut wanted: Vec<Subtree> = plan
             .iter()
             .flat_map(|n| n.0.iter().copied())
@@ -505,7 +512,11 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             .collect();
         wanted.sort();
         wanted.dedup();
-        let stored = self.store.nodes(&self.key, &wanted).await?;
+        let stored = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.store.nodes(&self.key, &wanted).await?
+        };
         let mut known = fresh;
         for (s, h) in wanted.into_iter().zip(stored) {
             if let Some(h) = h {

@@ -78,6 +78,15 @@ struct Inner {
     log_ids: RwLock<HashMap<LogKey, (i32, i32)>>,
 }
 
+/// How a transaction ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// It wrote: commit.
+    Commit,
+    /// It only read: roll back.
+    Discard,
+}
+
 /// Which rows a transaction may see.
 #[derive(Clone, Copy)]
 enum Scope<'a> {
@@ -182,9 +191,16 @@ impl PostgresStore {
         self.inner.pool.get().await.map_err(pool_error)
     }
 
-    /// Opens a transaction confined to `scope`.
-    async fn begin<'c>(conn: &'c mut Object, scope: Scope<'_>) -> StoreResult<Transaction<'c>> {
-        let tx = conn.transaction().await.map_err(db)?;
+    /// Runs `f` in one transaction confined to `scope`. The statement that sets the scope is
+    /// pipelined with `f`'s first statement (one round trip for both, and executed in that
+    /// order). `Finish::Commit` commits; `Finish::Discard` (reads) drops the transaction, whose
+    /// rollback then travels ahead of the connection's next use without a wait.
+    async fn run<T>(
+        &self,
+        scope: Scope<'_>,
+        finish: Finish,
+        f: impl AsyncFnOnce(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let set = match scope {
             Scope::Server => "SET LOCAL custody.scope = 'server'".to_owned(),
             // Tenant names are validated to [a-z0-9-], so the literal needs no escaping; the
@@ -198,8 +214,15 @@ impl PostgresStore {
                 tenant.replace('\'', "''")
             ),
         };
-        tx.batch_execute(&set).await.map_err(db)?;
-        Ok(tx)
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(db)?;
+        let (scoped, out) = tokio::join!(tx.batch_execute(&set), f(&tx));
+        scoped.map_err(db)?;
+        let out = out?;
+        if finish == Finish::Commit {
+            tx.commit().await.map_err(db)?;
+        }
+        Ok(out)
     }
 
     async fn tenant_id(&self, tenant: &TenantName) -> StoreResult<i32> {
@@ -212,16 +235,17 @@ impl PostgresStore {
         {
             return Ok(*id);
         }
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(&mut conn, Scope::Server).await?;
-        let row = cached_query_opt(
-            &tx,
-            "SELECT id FROM tenants WHERE name = $1",
-            &[&tenant.as_str()],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let row = self
+            .run(Scope::Server, Finish::Discard, async |tx| {
+                cached_query_opt(
+                    tx,
+                    "SELECT id FROM tenants WHERE name = $1",
+                    &[&tenant.as_str()],
+                )
+                .await
+                .map_err(db)
+            })
+            .await?;
         let id: i32 = match row {
             Some(r) => get(&r, 0)?,
             None => return Err(StoreError::NotFound(format!("tenant {tenant}"))),
@@ -246,23 +270,21 @@ impl PostgresStore {
             return Ok(*ids);
         }
         let tenant_id = self.tenant_id(&key.tenant).await?;
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(
-            &mut conn,
-            Scope::Tenant {
-                id: tenant_id,
-                name: key.tenant.as_str(),
-            },
-        )
-        .await?;
-        let row = cached_query_opt(
-            &tx,
-            "SELECT id FROM logs WHERE tenant_id = $1 AND name = $2",
-            &[&tenant_id, &key.log.as_str()],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let scope = Scope::Tenant {
+            id: tenant_id,
+            name: key.tenant.as_str(),
+        };
+        let row = self
+            .run(scope, Finish::Discard, async |tx| {
+                cached_query_opt(
+                    tx,
+                    "SELECT id FROM logs WHERE tenant_id = $1 AND name = $2",
+                    &[&tenant_id, &key.log.as_str()],
+                )
+                .await
+                .map_err(db)
+            })
+            .await?;
         let log_id: i32 = match row {
             Some(r) => get(&r, 0)?,
             None => {
@@ -281,25 +303,30 @@ impl PostgresStore {
         Ok((tenant_id, log_id))
     }
 
-    /// Runs one tenant-scoped read of a log: `f` gets the transaction and the log id.
+    /// Runs `f` on one log in a transaction scoped to its tenant: `f` gets the transaction
+    /// and the log id.
+    async fn on_log<T>(
+        &self,
+        key: &LogKey,
+        finish: Finish,
+        f: impl AsyncFnOnce(&Transaction<'_>, i32) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let (tenant_id, log_id) = self.log_id(key).await?;
+        let scope = Scope::Tenant {
+            id: tenant_id,
+            name: key.tenant.as_str(),
+        };
+        self.run(scope, finish, async |tx| f(tx, log_id).await)
+            .await
+    }
+
+    /// A tenant-scoped read of one log.
     async fn read_log<T>(
         &self,
         key: &LogKey,
         f: impl AsyncFnOnce(&Transaction<'_>, i32) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let (tenant_id, log_id) = self.log_id(key).await?;
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(
-            &mut conn,
-            Scope::Tenant {
-                id: tenant_id,
-                name: key.tenant.as_str(),
-            },
-        )
-        .await?;
-        let out = f(&tx, log_id).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(out)
+        self.on_log(key, Finish::Discard, f).await
     }
 
     /// A session advisory lock on a name, held by a pooled connection until released.
@@ -507,12 +534,13 @@ async fn latest_checkpoint(tx: &Transaction<'_>, log_id: i32) -> StoreResult<Sto
 
 impl LedgerReader for PostgresStore {
     async fn tenants(&self) -> StoreResult<Vec<TenantName>> {
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(&mut conn, Scope::Server).await?;
-        let rows = cached_query(&tx, "SELECT name FROM tenants ORDER BY name", &[])
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let rows = self
+            .run(Scope::Server, Finish::Discard, async |tx| {
+                cached_query(tx, "SELECT name FROM tenants ORDER BY name", &[])
+                    .await
+                    .map_err(db)
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 TenantName::parse(&get::<String>(r, 0)?)
@@ -523,23 +551,21 @@ impl LedgerReader for PostgresStore {
 
     async fn logs(&self, tenant: &TenantName) -> StoreResult<Vec<LogRecord>> {
         let tenant_id = self.tenant_id(tenant).await?;
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(
-            &mut conn,
-            Scope::Tenant {
-                id: tenant_id,
-                name: tenant.as_str(),
-            },
-        )
-        .await?;
-        let rows = cached_query(
-            &tx,
-            "SELECT name, origin, verifier_key FROM logs WHERE tenant_id = $1 ORDER BY id",
-            &[&tenant_id],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let scope = Scope::Tenant {
+            id: tenant_id,
+            name: tenant.as_str(),
+        };
+        let rows = self
+            .run(scope, Finish::Discard, async |tx| {
+                cached_query(
+                    tx,
+                    "SELECT name, origin, verifier_key FROM logs WHERE tenant_id = $1 ORDER BY id",
+                    &[&tenant_id],
+                )
+                .await
+                .map_err(db)
+            })
+            .await?;
         let logs = rows
             .iter()
             .map(|r| {
@@ -795,98 +821,65 @@ impl LedgerWriter for PostgresStore {
         tenant: &TenantName,
         logs: Vec<(LogRecord, StoredCheckpoint)>,
     ) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(&mut conn, Scope::Server).await?;
-        let row = match cached_query_one(
-            &tx,
-            "INSERT INTO tenants (name) VALUES ($1) RETURNING id",
-            &[&tenant.as_str()],
-        )
-        .await
-        {
-            Ok(row) => row,
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Conflict(format!(
-                    "tenant {tenant} already exists"
-                )));
-            }
-            Err(e) => return Err(db(e)),
-        };
-        let tenant_id: i32 = get(&row, 0)?;
-        for (log, cp) in logs {
-            let row = cached_query_one(
-                &tx,
-                "INSERT INTO logs (tenant_id, name, origin, verifier_key)
-                     VALUES ($1, $2, $3, $4) RETURNING id",
-                &[
-                    &tenant_id,
-                    &log.key.log.as_str(),
-                    &log.origin,
-                    &log.verifier_key,
-                ],
+        self.run(Scope::Server, Finish::Commit, async |tx| {
+            let row = match cached_query_one(
+                tx,
+                "INSERT INTO tenants (name) VALUES ($1) RETURNING id",
+                &[&tenant.as_str()],
             )
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Conflict(_) => {
-                    StoreError::Conflict(format!("origin {} is in use", log.origin))
+            {
+                Ok(row) => row,
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant {tenant} already exists"
+                    )));
                 }
-                other => other,
-            })?;
-            let log_id: i32 = get(&row, 0)?;
-            cached_execute(
-                &tx,
-                "INSERT INTO checkpoints (tenant_id, log_id, size, root, note)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &tenant_id,
-                    &log_id,
-                    &to_i64(cp.size, "size")?,
-                    &cp.root.as_bytes().as_slice(),
-                    &cp.note,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
+                Err(e) => return Err(db(e)),
+            };
+            let tenant_id: i32 = get(&row, 0)?;
+            for (log, cp) in logs {
+                let row = cached_query_one(
+                    tx,
+                    "INSERT INTO logs (tenant_id, name, origin, verifier_key)
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[
+                        &tenant_id,
+                        &log.key.log.as_str(),
+                        &log.origin,
+                        &log.verifier_key,
+                    ],
+                )
+                .await
+                .map_err(|e| match db(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("origin {} is in use", log.origin))
+                    }
+                    other => other,
+                })?;
+                let log_id: i32 = get(&row, 0)?;
+                cached_execute(
+                    tx,
+                    "INSERT INTO checkpoints (tenant_id, log_id, size, root, note)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &tenant_id,
+                        &log_id,
+                        &to_i64(cp.size, "size")?,
+                        &cp.root.as_bytes().as_slice(),
+                        &cp.note,
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn append_batch(&self, batch: AppendBatch) -> StoreResult<()> {
-        let (tenant_id, log_id) = self.log_id(&batch.key).await?;
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(
-            &mut conn,
-            Scope::Tenant {
-                id: tenant_id,
-                name: batch.key.tenant.as_str(),
-            },
-        )
-        .await?;
-        // The lock that makes this transaction the log's only writer until it ends.
-        cached_execute(
-            &tx,
-            "SELECT 1 FROM logs WHERE id = $1 FOR UPDATE",
-            &[&log_id],
-        )
-        .await
-        .map_err(db)?;
-        let current = latest_checkpoint(&tx, log_id).await?;
-        let first = batch.entries.first().map_or(current.size, |e| e.index);
-        let contiguous = batch
-            .entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.index == first.wrapping_add(i as u64));
-        if first != current.size
-            || !contiguous
-            || batch.checkpoint.size != current.size + batch.entries.len() as u64
-        {
-            return Err(StoreError::Conflict(format!(
-                "batch starts at {first} with checkpoint {}, but the log has {} entries",
-                batch.checkpoint.size, current.size
-            )));
-        }
-
+        let (tenant_id, _) = self.log_id(&batch.key).await?;
         let n = batch.entries.len();
         let mut idx = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
@@ -901,8 +894,10 @@ impl LedgerWriter for PostgresStore {
         let (mut r_idx, mut r_kind, mut r_id, mut r_rel) = (vec![], vec![], vec![], vec![]);
         let (mut p_idx, mut p_salt, mut p_json): (Vec<i64>, Vec<&[u8]>, Vec<&[u8]>) =
             (vec![], vec![], vec![]);
+        // Out-of-range positions are clamped here and refused by the size check below, before
+        // anything is written.
         for e in &batch.entries {
-            let i = to_i64(e.index, "index")?;
+            let i = clamp(e.index);
             idx.push(i);
             ids.push(e.id);
             leaves.push(e.leaf_hash.as_bytes().as_slice());
@@ -925,91 +920,143 @@ impl LedgerWriter for PostgresStore {
                 p_json.push(&p.json);
             }
         }
-        cached_execute(
-            &tx,
-            "INSERT INTO entries (tenant_id, log_id, idx, id, leaf_hash, envelope, content_digest,
-                 entry_type, actor_id, subject_kind, subject_id, time_us)
-             SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[], $5::bytea[], $6::bytea[],
-                 $7::bytea[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[])",
-            &[
-                &tenant_id, &log_id, &idx, &ids, &leaves, &envelopes, &digests, &types, &actors,
-                &kinds, &subjects, &times,
-            ],
-        )
-        .await
-        .map_err(|e| match db(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("an entry id in the batch already exists".into())
-            }
-            other => other,
-        })?;
-        if !r_idx.is_empty() {
-            cached_execute(
-                &tx,
-                "INSERT INTO related (tenant_id, log_id, idx, kind, id, rel)
-                 SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[])",
-                &[&tenant_id, &log_id, &r_idx, &r_kind, &r_id, &r_rel],
-            )
-            .await
-            .map_err(db)?;
-        }
-        if !p_idx.is_empty() {
-            cached_execute(
-                &tx,
-                "INSERT INTO payloads (tenant_id, log_id, idx, salt, payload)
-                 SELECT $1, $2, * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[])",
-                &[&tenant_id, &log_id, &p_idx, &p_salt, &p_json],
-            )
-            .await
-            .map_err(db)?;
-        }
         let levels: Vec<i16> = batch
             .nodes
             .iter()
             .map(|(s, _)| i16::from(s.level))
             .collect();
-        let node_idx = batch
-            .nodes
-            .iter()
-            .map(|(s, _)| to_i64(s.index, "node index"))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let node_idx: Vec<i64> = batch.nodes.iter().map(|(s, _)| clamp(s.index)).collect();
         let hashes: Vec<&[u8]> = batch
             .nodes
             .iter()
             .map(|(_, h)| h.as_bytes().as_slice())
             .collect();
-        cached_execute(
-            &tx,
-            "INSERT INTO nodes (tenant_id, log_id, level, idx, hash)
-             SELECT $1, $2, * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])",
-            &[&tenant_id, &log_id, &levels, &node_idx, &hashes],
-        )
-        .await
-        .map_err(|e| match db(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Corrupt("a tree node of the batch is already stored".into())
-            }
-            other => other,
-        })?;
         let cp = &batch.checkpoint;
-        cached_execute(&tx,
-            "INSERT INTO checkpoints (tenant_id, log_id, size, root, note) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &tenant_id,
-                &log_id,
-                &to_i64(cp.size, "size")?,
-                &cp.root.as_bytes().as_slice(),
-                &cp.note,
-            ],
-        )
+        let cp_size = clamp(cp.size);
+        let cp_root = cp.root.as_bytes().as_slice();
+
+        self.on_log(&batch.key, Finish::Commit, async |tx, log_id| {
+            // The row lock makes this transaction the log's only writer until it ends; the
+            // size is read after it is granted.
+            cached_execute(tx, "SELECT 1 FROM logs WHERE id = $1 FOR UPDATE", &[&log_id])
+                .await
+                .map_err(db)?;
+            let current = latest_checkpoint(tx, log_id).await?;
+            let first = batch.entries.first().map_or(current.size, |e| e.index);
+            let contiguous = batch
+                .entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.index == first.wrapping_add(i as u64));
+            if first != current.size
+                || !contiguous
+                || batch.checkpoint.size != current.size + batch.entries.len() as u64
+            {
+                return Err(StoreError::Conflict(format!(
+                    "batch starts at {first} with checkpoint {}, but the log has {} entries",
+                    batch.checkpoint.size, current.size
+                )));
+            }
+            // Every insert is sent at once and answered together. Once one fails, PostgreSQL
+            // refuses the rest as part of an aborted transaction: the first real cause is
+            // reported.
+            let skip = |empty: bool| async move { (!empty).then_some(()) };
+            let entry_params: [&(dyn ToSql + Sync); 12] = [
+                &tenant_id, &log_id, &idx, &ids, &leaves, &envelopes, &digests, &types, &actors,
+                &kinds, &subjects, &times,
+            ];
+            let related_params: [&(dyn ToSql + Sync); 6] =
+                [&tenant_id, &log_id, &r_idx, &r_kind, &r_id, &r_rel];
+            let payload_params: [&(dyn ToSql + Sync); 5] =
+                [&tenant_id, &log_id, &p_idx, &p_salt, &p_json];
+            let node_params: [&(dyn ToSql + Sync); 5] =
+                [&tenant_id, &log_id, &levels, &node_idx, &hashes];
+            let checkpoint_params: [&(dyn ToSql + Sync); 5] =
+                [&tenant_id, &log_id, &cp_size, &cp_root, &cp.note];
+            let (entries, related, payloads, nodes, checkpoint) = tokio::join!(
+                cached_execute(
+                    tx,
+                    "INSERT INTO entries (tenant_id, log_id, idx, id, leaf_hash, envelope,
+                         content_digest, entry_type, actor_id, subject_kind, subject_id, time_us)
+                     SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[], $5::bytea[],
+                         $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
+                         $11::text[], $12::bigint[])",
+                    &entry_params,
+                ),
+                async {
+                    match skip(r_idx.is_empty()).await {
+                        None => Ok(0),
+                        Some(()) => {
+                            cached_execute(
+                                tx,
+                                "INSERT INTO related (tenant_id, log_id, idx, kind, id, rel)
+                                 SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[])",
+                                &related_params,
+                            )
+                            .await
+                        }
+                    }
+                },
+                async {
+                    match skip(p_idx.is_empty()).await {
+                        None => Ok(0),
+                        Some(()) => {
+                            cached_execute(
+                                tx,
+                                "INSERT INTO payloads (tenant_id, log_id, idx, salt, payload)
+                                 SELECT $1, $2, * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[])",
+                                &payload_params,
+                            )
+                            .await
+                        }
+                    }
+                },
+                cached_execute(
+                    tx,
+                    "INSERT INTO nodes (tenant_id, log_id, level, idx, hash)
+                     SELECT $1, $2, * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])",
+                    &node_params,
+                ),
+                cached_execute(
+                    tx,
+                    "INSERT INTO checkpoints (tenant_id, log_id, size, root, note)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &checkpoint_params,
+                ),
+            );
+            let aborted = |r: &Result<u64, tokio_postgres::Error>| {
+                matches!(r, Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+            };
+            let outcomes = [
+                (entries, Some("an entry id in the batch already exists")),
+                (related, None),
+                (payloads, None),
+                (nodes, Some("a tree node of the batch is already stored")),
+                (checkpoint, None),
+            ];
+            let first = outcomes
+                .iter()
+                .position(|(r, _)| r.is_err() && !aborted(r))
+                .or_else(|| outcomes.iter().position(|(r, _)| r.is_err()));
+            if let Some(i) = first {
+                let (result, duplicate) = outcomes.into_iter().nth(i).expect("position exists");
+                let Err(e) = result else {
+                    unreachable!("position found an error")
+                };
+                return Err(match (db(e), duplicate) {
+                    (StoreError::Conflict(_), Some(m)) if i == 0 => StoreError::Conflict(m.into()),
+                    (StoreError::Conflict(_), Some(m)) => StoreError::Corrupt(m.into()),
+                    (other, _) => other,
+                });
+            }
+            Ok(())
+        })
         .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
     }
 
     async fn erase_payload(&self, key: &LogKey, index: u64) -> StoreResult<bool> {
         let idx = to_i64(index, "index")?;
-        self.read_log(key, async |tx, log_id| {
+        self.on_log(key, Finish::Commit, async |tx, log_id| {
             let n = cached_execute(
                 tx,
                 "DELETE FROM payloads WHERE log_id = $1 AND idx = $2",
@@ -1039,7 +1086,7 @@ impl LedgerWriter for PostgresStore {
 
     async fn set_verifier_key(&self, key: &LogKey, verifier_key: &str) -> StoreResult<()> {
         let vkey = verifier_key.to_owned();
-        self.read_log(key, async |tx, log_id| {
+        self.on_log(key, Finish::Commit, async |tx, log_id| {
             cached_execute(
                 tx,
                 "UPDATE logs SET verifier_key = $2 WHERE id = $1",
@@ -1143,11 +1190,7 @@ impl PostgresStore {
         scope: Scope<'_>,
         f: impl AsyncFnOnce(&Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let mut conn = self.conn().await?;
-        let tx = Self::begin(&mut conn, scope).await?;
-        let out = f(&tx).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(out)
+        self.run(scope, Finish::Commit, f).await
     }
 }
 
@@ -1182,7 +1225,7 @@ impl AuthStore for PostgresStore {
     }
 
     async fn principal(&self, id: &str) -> StoreResult<Option<PrincipalRow>> {
-        self.scoped(Scope::Server, async |tx| {
+        self.run(Scope::Server, Finish::Discard, async |tx| {
             cached_query_opt(
                 tx,
                 &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE id = $1"),
@@ -1200,7 +1243,7 @@ impl AuthStore for PostgresStore {
     async fn principals(&self, tenant: Option<&str>) -> StoreResult<Vec<PrincipalRow>> {
         let rows = match tenant {
             None => {
-                self.scoped(Scope::Server, async |tx| {
+                self.run(Scope::Server, Finish::Discard, async |tx| {
                     cached_query(tx,
                         &format!(
                             "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE tenant IS NULL ORDER BY id"
@@ -1213,7 +1256,7 @@ impl AuthStore for PostgresStore {
                 .await?
             }
             Some(t) => {
-                self.scoped(Scope::Principals { tenant: t }, async |tx| {
+                self.run(Scope::Principals { tenant: t }, Finish::Discard, async |tx| {
                     cached_query(tx,
                         &format!(
                             "SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE tenant = $1 ORDER BY id"
@@ -1235,7 +1278,7 @@ impl AuthStore for PostgresStore {
     }
 
     async fn token(&self, id: &str) -> StoreResult<Option<(TokenRow, PrincipalRow)>> {
-        self.scoped(Scope::Server, async |tx| {
+        self.run(Scope::Server, Finish::Discard, async |tx| {
             let Some(row) = cached_query_opt(
                 tx,
                 &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"),
@@ -1261,7 +1304,7 @@ impl AuthStore for PostgresStore {
     }
 
     async fn tokens(&self, principal_id: &str) -> StoreResult<Vec<TokenRow>> {
-        self.scoped(Scope::Server, async |tx| {
+        self.run(Scope::Server, Finish::Discard, async |tx| {
             cached_query(
                 tx,
                 &format!(

@@ -26,13 +26,13 @@ use custody_evidence::events::types;
 use custody_model::hash::{IGNORED_TOP_LEVEL_NAMES, SINGLE_FILE_PATH};
 use custody_model::{FileDigest, ModelDigest, ModelError};
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{TenantArg, print};
+use crate::{TenantArg, objects, print};
 
 /// Exit code when any artifact drifted or is missing.
 pub const EXIT_DRIFT: i32 = 4;
@@ -58,10 +58,8 @@ pub struct DriftArgs {
     /// instead, e.g. `--map s3://bucket/=/mnt/mirror/`. Repeatable; the longest prefix wins.
     #[arg(long = "map", value_name = "PREFIX=LOCALDIR")]
     maps: Vec<String>,
-    /// S3-compatible endpoint for s3:// URIs, e.g. http://127.0.0.1:9000 (path-style
-    /// requests). Default: AWS.
-    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
-    s3_endpoint: Option<String>,
+    #[command(flatten)]
+    endpoint: objects::EndpointArg,
 }
 
 /// A `--map PREFIX=LOCALDIR` rule.
@@ -356,24 +354,11 @@ impl S3 {
         if let Some(s) = self.stores.get(bucket) {
             return Ok(s.clone());
         }
-        let mut b = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            // A dead endpoint should be reported within seconds, not after object_store's
-            // default three minutes of retries.
-            .with_retry(RetryConfig {
-                max_retries: 2,
-                retry_timeout: std::time::Duration::from_secs(15),
-                ..RetryConfig::default()
-            });
-        if let Some(e) = &self.endpoint {
-            b = b
-                .with_endpoint(e)
-                .with_allow_http(e.starts_with("http://"))
-                .with_virtual_hosted_style_request(false);
-        }
-        let store = Arc::new(b.build().map_err(|e| {
-            FetchError::Unreachable(format!("cannot configure S3 for bucket {bucket}: {e}"))
-        })?);
+        let store = Arc::new(
+            objects::s3_store(bucket, self.endpoint.as_deref()).map_err(|e| {
+                FetchError::Unreachable(format!("cannot configure S3 for bucket {bucket}: {e}"))
+            })?,
+        );
         self.stores.insert(bucket.to_owned(), store.clone());
         Ok(store)
     }
@@ -711,11 +696,7 @@ impl Report {
 /// Runs `custody drift`; returns the exit code (0 ok, 4 drift or missing, 1 unreachable).
 pub async fn run(args: DriftArgs, client: &Client, json: bool) -> anyhow::Result<i32> {
     let maps = parse_maps(&args.maps)?;
-    if let Some(e) = &args.s3_endpoint
-        && !(e.starts_with("http://") || e.starts_with("https://"))
-    {
-        bail!("--s3-endpoint {e:?}: expected an http:// or https:// URL");
-    }
+    let endpoint = args.endpoint.checked()?.map(str::to_owned);
     let tenant = args.tenant.tenant;
     let mut entries = Vec::new();
     for (kind, entry_type) in [
@@ -729,7 +710,7 @@ pub async fn run(args: DriftArgs, client: &Client, json: bool) -> anyhow::Result
     entries.sort_by_key(|(_, e)| e.index);
 
     let mut s3 = S3 {
-        endpoint: args.s3_endpoint,
+        endpoint,
         stores: HashMap::new(),
     };
     let mut artifacts = Vec::with_capacity(entries.len());

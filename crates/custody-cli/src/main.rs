@@ -14,7 +14,9 @@ mod integrity;
 mod keys;
 mod model;
 mod monitor;
+mod objects;
 mod pack;
+mod pack_objects;
 mod principals;
 mod proofs;
 mod serve;
@@ -242,9 +244,12 @@ enum Command {
         at: LogArgs,
         #[command(flatten)]
         pack: pack::PackArgs,
-        /// File to write (a log export), or new directory (an evidence pack).
+        /// File to write (a log export), or new directory (an evidence pack). A pack can also
+        /// go to object storage, write-once: s3://BUCKET/PREFIX/ or file:///ABSOLUTE/DIR/.
         #[arg(long, short)]
         output: PathBuf,
+        #[command(flatten)]
+        endpoint: objects::EndpointArg,
     },
     /// Verify offline: an evidence pack directory, one entry, or an exported log.
     Verify(VerifyArgs),
@@ -290,11 +295,15 @@ struct VerifyArgs {
     command: Option<VerifyCommand>,
     /// An evidence pack directory (`custody export --model HASH -o DIR`): checks SHA256SUMS,
     /// every leaf, inclusion proof, checkpoint signature, payload commitment and approval
-    /// signature. Exit code 2 names each file and check that failed.
+    /// signature. Exit code 2 names each file and check that failed. A pack in object storage
+    /// (s3://BUCKET/PREFIX/ or file:///ABSOLUTE/DIR/) is downloaded first, each object checked
+    /// against SHA256SUMS as it is read.
     #[arg(value_name = "PACK_DIR")]
     pack: Option<PathBuf>,
     #[command(flatten)]
     vkeys: audit::VkeyArgs,
+    #[command(flatten)]
+    endpoint: objects::EndpointArg,
     #[command(flatten)]
     deep: integrity::DeepArgs,
 }
@@ -676,9 +685,27 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 print!("{p}");
             }
         }
-        Command::Export { at, pack, output } => {
+        Command::Export {
+            at,
+            pack,
+            output,
+            endpoint,
+        } => {
+            let location =
+                pack_objects::Location::parse(&format!("--output {}", output.display()), &output)?;
             if pack.selected() {
-                return pack::export(&client()?, &at.tenant, pack, &output, json).await;
+                return match location {
+                    Some(l) => {
+                        pack_objects::export(&client()?, &at.tenant, pack, l, &endpoint, json).await
+                    }
+                    None => pack::export(&client()?, &at.tenant, pack, &output, json).await,
+                };
+            }
+            if location.is_some() {
+                bail!(
+                    "--output {}: object storage takes evidence packs (--model, --request-id, --entry, --since); write a log export to a local file",
+                    output.display()
+                );
             }
             if !pack.vkeys.vkeys.is_empty() {
                 bail!(
@@ -715,10 +742,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             command: None,
             pack: Some(dir),
             vkeys,
+            endpoint,
             ..
         }) => {
+            let location = pack_objects::Location::parse(&dir.display().to_string(), &dir)?;
             let pinned = proofs::read_vkeys(&vkeys.vkeys)?;
-            let r = pack::verify(&dir, &pinned)?;
+            let r = match location {
+                Some(l) => pack_objects::verify(l, &endpoint, &pinned).await?,
+                None => pack::verify(&dir, &pinned)?,
+            };
             print(json, &r, || r.text())?;
             return Ok(if r.ok { 0 } else { 2 });
         }

@@ -30,7 +30,7 @@ use crate::proofs::{self, Keys, Target};
 use crate::{print, submit};
 
 /// Name of the checksum file.
-const SUMS: &str = "SHA256SUMS";
+pub(crate) const SUMS: &str = "SHA256SUMS";
 
 /// What `custody export` packs; any of these selects a pack export (a directory) instead of
 /// a raw log export (a file).
@@ -74,7 +74,7 @@ impl PackArgs {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -179,14 +179,8 @@ fn sums(files: &BTreeMap<String, Vec<u8>>) -> String {
         .collect()
 }
 
-/// `custody export ... -o DIR` for a pack.
-pub async fn export(
-    client: &Client,
-    tenant: &str,
-    args: PackArgs,
-    output: &Path,
-    json: bool,
-) -> anyhow::Result<i32> {
+/// The pins and the query of a pack export, checked before anything is contacted.
+pub(crate) fn prepare(args: PackArgs) -> anyhow::Result<(Vec<NoteVerifier>, PackQuery)> {
     let pinned = proofs::read_vkeys(&args.vkeys.vkeys)?;
     let q = PackQuery {
         model: match &args.model {
@@ -199,6 +193,44 @@ pub async fn export(
         until: args.until,
         inferences: args.inferences,
     };
+    Ok((pinned, q))
+}
+
+/// A pack as the server answered it, its proofs checked, laid out as files.
+pub(crate) struct Fetched {
+    pack: EvidencePack,
+    summary: String,
+    /// Every file but `SHA256SUMS`, by relative path.
+    pub(crate) files: BTreeMap<String, Vec<u8>>,
+}
+
+/// Asks the server for the pack and checks every proof in the answer before anything is
+/// written.
+pub(crate) async fn fetch(
+    client: &Client,
+    tenant: &str,
+    pinned: &[NoteVerifier],
+    q: &PackQuery,
+) -> anyhow::Result<Fetched> {
+    let pack = client.evidence(tenant, q).await?;
+    let report = proofs::verify_answer(&pack.proven, pinned, tenant)?;
+    let files = pack_files(&pack, client.base_url())?;
+    Ok(Fetched {
+        pack,
+        summary: report.summary(),
+        files,
+    })
+}
+
+/// `custody export ... -o DIR` for a pack.
+pub async fn export(
+    client: &Client,
+    tenant: &str,
+    args: PackArgs,
+    output: &Path,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let (pinned, q) = prepare(args)?;
     if output.exists()
         && (!output.is_dir()
             || std::fs::read_dir(output)
@@ -211,15 +243,13 @@ pub async fn export(
             output.display()
         );
     }
-    let pack = client.evidence(tenant, &q).await?;
-    let report = proofs::verify_answer(&pack.proven, &pinned, tenant)?;
-    let files = pack_files(&pack, client.base_url())?;
+    let fetched = fetch(client, tenant, &pinned, &q).await?;
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "pack".into());
     let tmp = output.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let written = write_dir(&tmp, &files).and_then(|()| {
+    let written = write_dir(&tmp, &fetched.files).and_then(|()| {
         if output.exists() {
             std::fs::remove_dir(output)
                 .with_context(|| format!("cannot replace the empty {}", output.display()))?;
@@ -231,46 +261,58 @@ pub async fn export(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    exported(json, &fetched, &output.display().to_string(), false)?;
+    Ok(0)
+}
+
+/// Reports a written pack; `remote` when `to` is an object storage URL rather than a
+/// directory.
+pub(crate) fn exported(
+    json: bool,
+    fetched: &Fetched,
+    to: &str,
+    remote: bool,
+) -> anyhow::Result<()> {
+    let pack = &fetched.pack;
     let approvals = pack
         .proven
         .entries
         .iter()
         .filter(|e| entry_type(e) == types::APPROVAL)
         .count();
-    print(
-        json,
-        &json!({"directory": output, "scope": pack.scope, "entries": pack.proven.entries.len(), "files": files.len() + 1, "truncated": pack.truncated}),
-        || {
-            let mut s = format!(
-                "exported {} to {}: {} entries ({} approvals), {} files\n{}",
-                pack.scope,
-                output.display(),
-                pack.proven.entries.len(),
-                approvals,
-                files.len() + 1,
-                report.summary()
-            );
-            if pack.truncated {
-                s.push_str("\nthe pack is truncated: the server hit its size limit");
-            }
-            let pins: Vec<String> = pack
-                .proven
-                .checkpoints
-                .iter()
-                .map(|c| format!(" --vkey <{} vkey>", c.log))
-                .collect();
-            s.push_str(&format!(
-                "\ncheck it offline: custody verify {}{} (or see its README.md)",
-                output.display(),
-                pins.concat()
-            ));
-            s
-        },
-    )?;
-    Ok(0)
+    let files = fetched.files.len() + 1;
+    let mut value = json!({"scope": pack.scope, "entries": pack.proven.entries.len(), "files": files, "truncated": pack.truncated});
+    value[if remote { "location" } else { "directory" }] = json!(to);
+    print(json, &value, || {
+        let mut s = format!(
+            "exported {} to {to}: {} entries ({approvals} approvals), {files} files\n{}",
+            pack.scope,
+            pack.proven.entries.len(),
+            fetched.summary
+        );
+        if pack.truncated {
+            s.push_str("\nthe pack is truncated: the server hit its size limit");
+        }
+        let pins: Vec<String> = pack
+            .proven
+            .checkpoints
+            .iter()
+            .map(|c| format!(" --vkey <{} vkey>", c.log))
+            .collect();
+        s.push_str(&format!(
+            "\n{}: custody verify {to}{} (or see its README.md)",
+            if remote {
+                "check it"
+            } else {
+                "check it offline"
+            },
+            pins.concat()
+        ));
+        s
+    })
 }
 
-fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {
+pub(crate) fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {
     std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (rel, bytes) in files {
         let path = dir.join(rel);
@@ -330,7 +372,7 @@ impl PackReport {
 }
 
 /// Every regular file below `dir`, relative, with `/` separators.
-fn list_files(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
+pub(crate) fn list_files(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
@@ -379,6 +421,15 @@ impl Checker<'_> {
     }
 }
 
+/// Whether a relative name (`/` separators) stays inside the pack directory.
+pub(crate) fn is_inside(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && name
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
 /// Checks `SHA256SUMS` against every file; returns how many matched.
 fn check_sums(c: &mut Checker<'_>) -> anyhow::Result<usize> {
     let text = std::fs::read_to_string(c.dir.join(SUMS)).with_context(|| {
@@ -399,12 +450,7 @@ fn check_sums(c: &mut Checker<'_>) -> anyhow::Result<usize> {
             continue;
         };
         let name = name.trim_start_matches([' ', '*']);
-        let safe = !name.is_empty()
-            && !name.starts_with('/')
-            && name
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != "..");
-        if !safe {
+        if !is_inside(name) {
             c.fail(
                 SUMS,
                 "format",

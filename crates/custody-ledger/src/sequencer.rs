@@ -224,17 +224,12 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         // others appended. The store's check that a batch starts at the stored size remains
         // the fence should the lock be lost (its connection dropped) mid-batch.
         let _turn = if self.store.shared() {
-            let turn = self
+            let (turn, stored_size) = self
                 .store
-                .lock(&custody_store::sequencer_lock_name(&self.key))
+                .sequencer_turn(&self.key)
                 .await
                 .map_err(|e| Attempt::Failed(e.into()))?;
-            let stored = self
-                .store
-                .latest_checkpoint(&self.key)
-                .await
-                .map_err(|e| Attempt::Failed(e.into()))?;
-            if stored.size != self.checkpoint.size {
+            if stored_size != self.checkpoint.size {
                 self.stale = true;
             }
             Some(turn)

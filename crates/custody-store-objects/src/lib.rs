@@ -395,6 +395,10 @@ impl<S: LedgerWriter + Clone> LedgerWriter for WithPayloadObjects<S> {
     async fn lock(&self, name: &str) -> StoreResult<LockGuard> {
         self.inner.lock(name).await
     }
+
+    async fn sequencer_turn(&self, key: &LogKey) -> StoreResult<(LockGuard, u64)> {
+        self.inner.sequencer_turn(key).await
+    }
 }
 
 impl<S: AuthStore> AuthStore for WithPayloadObjects<S> {

@@ -936,31 +936,39 @@ impl LedgerWriter for PostgresStore {
         let cp_root = cp.root.as_bytes().as_slice();
 
         self.on_log(&batch.key, Finish::Commit, async |tx, log_id| {
-            // The row lock makes this transaction the log's only writer until it ends; the
-            // size is read after it is granted.
-            cached_execute(tx, "SELECT 1 FROM logs WHERE id = $1 FOR UPDATE", &[&log_id])
-                .await
+            // Prepared first (once per connection), so that the statements below go out in
+            // this order in one round trip.
+            let (s_lock, s_latest, s_entries, s_related, s_payloads, s_nodes, s_checkpoint) =
+                tokio::try_join!(
+                    tx.prepare_cached("SELECT 1 FROM logs WHERE id = $1 FOR UPDATE"),
+                    tx.prepare_cached(
+                        "SELECT size FROM checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1"
+                    ),
+                    tx.prepare_cached(
+                        "INSERT INTO entries (tenant_id, log_id, idx, id, leaf_hash, envelope,
+                             content_digest, entry_type, actor_id, subject_kind, subject_id, time_us)
+                         SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[], $5::bytea[],
+                             $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::bigint[])"
+                    ),
+                    tx.prepare_cached(
+                        "INSERT INTO related (tenant_id, log_id, idx, kind, id, rel)
+                         SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[])"
+                    ),
+                    tx.prepare_cached(
+                        "INSERT INTO payloads (tenant_id, log_id, idx, salt, payload)
+                         SELECT $1, $2, * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[])"
+                    ),
+                    tx.prepare_cached(
+                        "INSERT INTO nodes (tenant_id, log_id, level, idx, hash)
+                         SELECT $1, $2, * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])"
+                    ),
+                    tx.prepare_cached(
+                        "INSERT INTO checkpoints (tenant_id, log_id, size, root, note)
+                         VALUES ($1, $2, $3, $4, $5)"
+                    ),
+                )
                 .map_err(db)?;
-            let current = latest_checkpoint(tx, log_id).await?;
-            let first = batch.entries.first().map_or(current.size, |e| e.index);
-            let contiguous = batch
-                .entries
-                .iter()
-                .enumerate()
-                .all(|(i, e)| e.index == first.wrapping_add(i as u64));
-            if first != current.size
-                || !contiguous
-                || batch.checkpoint.size != current.size + batch.entries.len() as u64
-            {
-                return Err(StoreError::Conflict(format!(
-                    "batch starts at {first} with checkpoint {}, but the log has {} entries",
-                    batch.checkpoint.size, current.size
-                )));
-            }
-            // Every insert is sent at once and answered together. Once one fails, PostgreSQL
-            // refuses the rest as part of an aborted transaction: the first real cause is
-            // reported.
-            let skip = |empty: bool| async move { (!empty).then_some(()) };
             let entry_params: [&(dyn ToSql + Sync); 12] = [
                 &tenant_id, &log_id, &idx, &ids, &leaves, &envelopes, &digests, &types, &actors,
                 &kinds, &subjects, &times,
@@ -973,57 +981,51 @@ impl LedgerWriter for PostgresStore {
                 [&tenant_id, &log_id, &levels, &node_idx, &hashes];
             let checkpoint_params: [&(dyn ToSql + Sync); 5] =
                 [&tenant_id, &log_id, &cp_size, &cp_root, &cp.note];
-            let (entries, related, payloads, nodes, checkpoint) = tokio::join!(
-                cached_execute(
-                    tx,
-                    "INSERT INTO entries (tenant_id, log_id, idx, id, leaf_hash, envelope,
-                         content_digest, entry_type, actor_id, subject_kind, subject_id, time_us)
-                     SELECT $1, $2, * FROM unnest($3::bigint[], $4::uuid[], $5::bytea[],
-                         $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
-                         $11::text[], $12::bigint[])",
-                    &entry_params,
-                ),
+            // The row lock makes this transaction the log's only writer until it ends; the
+            // size is read once it is granted, and the inserts follow. A batch that does not
+            // start at that size is refused and the transaction rolled back, whatever the
+            // inserts did.
+            let log_param: [&(dyn ToSql + Sync); 1] = [&log_id];
+            let (locked, latest, entries, related, payloads, nodes, checkpoint) = tokio::join!(
+                tx.execute(&s_lock, &log_param),
+                tx.query_opt(&s_latest, &log_param),
+                tx.execute(&s_entries, &entry_params),
                 async {
-                    match skip(r_idx.is_empty()).await {
-                        None => Ok(0),
-                        Some(()) => {
-                            cached_execute(
-                                tx,
-                                "INSERT INTO related (tenant_id, log_id, idx, kind, id, rel)
-                                 SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[])",
-                                &related_params,
-                            )
-                            .await
-                        }
+                    if r_idx.is_empty() {
+                        return Ok(0);
                     }
+                    tx.execute(&s_related, &related_params).await
                 },
                 async {
-                    match skip(p_idx.is_empty()).await {
-                        None => Ok(0),
-                        Some(()) => {
-                            cached_execute(
-                                tx,
-                                "INSERT INTO payloads (tenant_id, log_id, idx, salt, payload)
-                                 SELECT $1, $2, * FROM unnest($3::bigint[], $4::bytea[], $5::bytea[])",
-                                &payload_params,
-                            )
-                            .await
-                        }
+                    if p_idx.is_empty() {
+                        return Ok(0);
                     }
+                    tx.execute(&s_payloads, &payload_params).await
                 },
-                cached_execute(
-                    tx,
-                    "INSERT INTO nodes (tenant_id, log_id, level, idx, hash)
-                     SELECT $1, $2, * FROM unnest($3::smallint[], $4::bigint[], $5::bytea[])",
-                    &node_params,
-                ),
-                cached_execute(
-                    tx,
-                    "INSERT INTO checkpoints (tenant_id, log_id, size, root, note)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &checkpoint_params,
-                ),
+                tx.execute(&s_nodes, &node_params),
+                tx.execute(&s_checkpoint, &checkpoint_params),
             );
+            locked.map_err(db)?;
+            let stored: i64 = match latest.map_err(db)? {
+                Some(row) => get(&row, 0)?,
+                None => return Err(StoreError::Corrupt("log has no checkpoint".into())),
+            };
+            let stored = stored as u64;
+            let first = batch.entries.first().map_or(stored, |e| e.index);
+            let contiguous = batch
+                .entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.index == first.wrapping_add(i as u64));
+            if first != stored
+                || !contiguous
+                || batch.checkpoint.size != stored + batch.entries.len() as u64
+            {
+                return Err(StoreError::Conflict(format!(
+                    "batch starts at {first} with checkpoint {}, but the log has {stored} entries",
+                    batch.checkpoint.size
+                )));
+            }
             let aborted = |r: &Result<u64, tokio_postgres::Error>| {
                 matches!(r, Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
             };
@@ -1082,6 +1084,59 @@ impl LedgerWriter for PostgresStore {
 
     async fn lock(&self, name: &str) -> StoreResult<LockGuard> {
         Ok(LockGuard::new(self.advisory_lock(name).await?))
+    }
+
+    async fn sequencer_turn(&self, key: &LogKey) -> StoreResult<(LockGuard, u64)> {
+        let (tenant_id, log_id) = self.log_id(key).await?;
+        let conn = self.conn().await?;
+        let (lock, size) = tokio::try_join!(
+            conn.prepare_cached(
+                "SELECT k, pg_advisory_lock(k) FROM (SELECT hashtextextended($1, $2) AS k) q",
+            ),
+            conn.prepare_cached(
+                "SELECT size FROM checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1",
+            ),
+        )
+        .map_err(db)?;
+        // One round trip: the lock, then (a statement that starts once it is granted) the
+        // stored size, read in a transaction scoped to the log's tenant.
+        let name = custody_store::sequencer_lock_name(key);
+        let scope = format!(
+            "BEGIN; SET LOCAL custody.tenant_id = '{tenant_id}'; SET LOCAL custody.tenant = '{}'",
+            key.tenant.as_str().replace('\'', "''")
+        );
+        let lock_params: [&(dyn ToSql + Sync); 2] = [&name, &LOCK_SEED];
+        let size_params: [&(dyn ToSql + Sync); 1] = [&log_id];
+        let (locked, begun, stored, ended) = tokio::join!(
+            conn.query_one(&lock, &lock_params),
+            conn.batch_execute(&scope),
+            conn.query_opt(&size, &size_params),
+            conn.batch_execute("COMMIT"),
+        );
+        let outcome = (|| {
+            let key: i64 = get(&locked.map_err(db)?, 0)?;
+            begun.map_err(db)?;
+            let size: i64 = match stored.map_err(db)? {
+                Some(row) => get(&row, 0)?,
+                None => return Err(StoreError::Corrupt("log has no checkpoint".into())),
+            };
+            ended.map_err(db)?;
+            Ok((key, size))
+        })();
+        match outcome {
+            Ok((key, size)) => Ok((
+                LockGuard::new(AdvisoryLock {
+                    conn: Some(conn),
+                    key,
+                }),
+                size as u64,
+            )),
+            Err(e) => {
+                // The connection may hold the lock or an open transaction: close it.
+                let _ = Object::take(conn);
+                Err(e)
+            }
+        }
     }
 
     async fn set_verifier_key(&self, key: &LogKey, verifier_key: &str) -> StoreResult<()> {

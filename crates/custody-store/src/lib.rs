@@ -314,6 +314,21 @@ pub trait LedgerWriter: LedgerReader {
         let _ = name;
         async { Ok(LockGuard::none()) }
     }
+
+    /// A sequencer's turn at a shared log: takes the log's [`sequencer_lock_name`] lock and,
+    /// under it, reads the size of the latest stored checkpoint, so the sequencer knows
+    /// whether another server appended since its last batch. A backend may do both in one
+    /// round trip.
+    fn sequencer_turn(
+        &self,
+        key: &LogKey,
+    ) -> impl Future<Output = StoreResult<(LockGuard, u64)>> + Send {
+        async move {
+            let guard = self.lock(&sequencer_lock_name(key)).await?;
+            let size = self.latest_checkpoint(key).await?.size;
+            Ok((guard, size))
+        }
+    }
 }
 
 /// The name of the cross-process lock on one log's check-then-append writes.

@@ -75,12 +75,13 @@ start_custody pg2b --database-url "$CUSTODY_PG_URL" --key-dir "$WORK/pg2-keys"
 URL2=$URL PID2=$PID
 token=$("$B" principal --url "$URL1" --token "$(cat "$WORK/admin.token")" --tenant bench \
   --name bench-writer --roles writer)
-for args in "--concurrency 8 --total 10000" "--concurrency 8 --total 100000 --batch 100"; do
+for args in "--concurrency 8 --total 10000" "--concurrency 8 --total 50000 --batch 100"; do
   # shellcheck disable=SC2086
   "$B" --json --pid "$PID1" --note "custody, PostgreSQL, 2 servers (server 1 of 2)" http-append --url "$URL1" --token "$token" $args >> "$OUT" &
+  LG=$!
   # shellcheck disable=SC2086
   "$B" --json --pid "$PID2" --note "custody, PostgreSQL, 2 servers (server 2 of 2)" http-append --url "$URL2" --token "$token" $args >> "$OUT"
-  wait
+  wait "$LG"
 done
 stop_all
 psql -q "$CUSTODY_PG_ADMIN_URL" -c "SELECT pg_size_pretty(pg_database_size('custody'))" >&2

@@ -48,7 +48,7 @@ start() {
     # Durability as shipped (fsync, synchronous_commit on); a bigger WAL and more connections
     # for several servers and the load generator.
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c max_wal_size=4GB -c shared_buffers=512MB" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c max_wal_size=4GB -c shared_buffers=512MB" \
         start >&2 || { cat "$dir/server.log" >&2; exit 1; }
     "$bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >&2 <<SQL
 CREATE ROLE custody LOGIN CREATEDB PASSWORD 'custody';

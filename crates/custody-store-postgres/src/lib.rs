@@ -160,6 +160,11 @@ impl PostgresStore {
                 "the database URL is not a PostgreSQL connection string (postgres://user:password@host:port/database)".into(),
             )
         })?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError::Unavailable(
+                "the database URL asks for TLS (sslmode=require), which this build does not speak to PostgreSQL: connect over a trusted network, a local socket or a TLS tunnel, with sslmode=disable or prefer".into(),
+            ));
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -1010,22 +1015,7 @@ impl LedgerWriter for PostgresStore {
                 Some(row) => get(&row, 0)?,
                 None => return Err(StoreError::Corrupt("log has no checkpoint".into())),
             };
-            let stored = stored as u64;
-            let first = batch.entries.first().map_or(stored, |e| e.index);
-            let contiguous = batch
-                .entries
-                .iter()
-                .enumerate()
-                .all(|(i, e)| e.index == first.wrapping_add(i as u64));
-            if first != stored
-                || !contiguous
-                || batch.checkpoint.size != stored + batch.entries.len() as u64
-            {
-                return Err(StoreError::Conflict(format!(
-                    "batch starts at {first} with checkpoint {}, but the log has {stored} entries",
-                    batch.checkpoint.size
-                )));
-            }
+            batch.check_extends(stored as u64)?;
             let aborted = |r: &Result<u64, tokio_postgres::Error>| {
                 matches!(r, Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
             };

@@ -312,6 +312,12 @@ async fn outages_are_unavailable_without_database_text_and_recover() {
         Err(e) => panic!("expected Unavailable, got {e:?}"),
         Ok(_) => panic!("nothing listens on port 1"),
     }
+    // A URL that demands TLS is refused with the reason, before any connection is tried.
+    match PostgresStore::connect(&format!("{url}?sslmode=require")).await {
+        Err(StoreError::Unavailable(msg)) => assert!(msg.contains("sslmode=require"), "{msg}"),
+        Err(e) => panic!("expected Unavailable, got {e:?}"),
+        Ok(_) => panic!("sslmode=require cannot be honoured and must be refused"),
+    }
     let name = unique("outage");
     let db = fresh_database(&url, &name).await;
     let store = PostgresStore::connect(&db).await.expect("connect");

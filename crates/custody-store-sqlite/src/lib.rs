@@ -717,21 +717,7 @@ impl LedgerWriter for SqliteStore {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let current = latest_checkpoint(&tx, log_id)?;
-            let first = batch.entries.first().map_or(current.size, |e| e.index);
-            let contiguous = batch
-                .entries
-                .iter()
-                .enumerate()
-                .all(|(i, e)| e.index == first + i as u64);
-            if first != current.size
-                || !contiguous
-                || batch.checkpoint.size != current.size + batch.entries.len() as u64
-            {
-                return Err(StoreError::Conflict(format!(
-                    "batch starts at {first} with checkpoint {}, but the log has {} entries",
-                    batch.checkpoint.size, current.size
-                )));
-            }
+            batch.check_extends(current.size)?;
             {
                 let mut ins_entry = tx
                     .prepare_cached(

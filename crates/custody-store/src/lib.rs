@@ -162,6 +162,31 @@ pub struct AppendBatch {
     pub checkpoint: StoredCheckpoint,
 }
 
+impl AppendBatch {
+    /// Whether this batch extends a log of `stored` entries: its entries are numbered
+    /// consecutively from `stored` and its checkpoint covers exactly them. Every backend
+    /// checks this inside the transaction that writes the batch, and refuses with `Conflict`
+    /// otherwise, so two writers can never both extend the same tree.
+    pub fn check_extends(&self, stored: u64) -> StoreResult<()> {
+        let first = self.entries.first().map_or(stored, |e| e.index);
+        let contiguous = self
+            .entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index == first.wrapping_add(i as u64));
+        if first != stored
+            || !contiguous
+            || self.checkpoint.size != stored.wrapping_add(self.entries.len() as u64)
+        {
+            return Err(StoreError::Conflict(format!(
+                "batch starts at {first} with checkpoint {}, but the log has {stored} entries",
+                self.checkpoint.size
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Filters for listing entries; every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryFilter {

@@ -19,6 +19,7 @@
 
 mod entry;
 mod evidence;
+mod group;
 mod http;
 mod inference;
 mod postgres;

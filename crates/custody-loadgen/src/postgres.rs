@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_postgres::{Client, NoTls};
 
-use crate::entry::{Rng, canonical_envelope, leaf_hash};
+use crate::entry::Rng;
+use crate::group::{Job, producers, row};
 use crate::report::{Report, Tally};
 
 /// Options of `pg-insert`.
@@ -44,11 +45,6 @@ async fn connect(url: &str) -> Result<Client> {
     Ok(client)
 }
 
-fn row(rng: &mut Rng, seq: u64, payload: usize) -> (Vec<u8>, Vec<u8>) {
-    let envelope = canonical_envelope(seq, &rng.blob(payload), "bench", "governance").into_bytes();
-    (leaf_hash(&envelope), envelope)
-}
-
 /// `pg-insert`: `total` single-row transactions from `concurrency` connections, or with
 /// `--group` group-committed by one writer.
 pub async fn pg_insert(a: &PgArgs) -> Result<Report> {
@@ -63,7 +59,7 @@ pub async fn pg_insert(a: &PgArgs) -> Result<Report> {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let (mode, tally, transactions) = if a.group {
-        let (tally, tx) = grouped(a, next).await?;
+        let (tally, tx) = grouped(a).await?;
         ("pg-insert-group", tally, Some(tx))
     } else {
         ("pg-insert", autocommit(a, next).await?, None)
@@ -110,9 +106,7 @@ async fn autocommit(a: &PgArgs, next: Arc<AtomicU64>) -> Result<Tally> {
     Ok(tally)
 }
 
-type Job = ((Vec<u8>, Vec<u8>), oneshot::Sender<Result<(), String>>);
-
-async fn grouped(a: &PgArgs, next: Arc<AtomicU64>) -> Result<(Tally, u64)> {
+async fn grouped(a: &PgArgs) -> Result<(Tally, u64)> {
     let mut writer_conn = connect(&a.url).await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     let writer = tokio::spawn(async move {
@@ -141,37 +135,10 @@ async fn grouped(a: &PgArgs, next: Arc<AtomicU64>) -> Result<(Tally, u64)> {
         }
         transactions
     });
-    let mut set = JoinSet::new();
-    for w in 0..a.concurrency {
-        let (tx, next, total, payload) = (tx.clone(), next.clone(), a.total, a.payload_bytes);
-        set.spawn(async move {
-            let mut rng = Rng::new(w as u64);
-            let mut tally = Tally::default();
-            loop {
-                let seq = next.fetch_add(1, Ordering::Relaxed);
-                if seq >= total {
-                    break;
-                }
-                let t = Instant::now();
-                let (reply, done) = oneshot::channel();
-                if tx.send((row(&mut rng, seq, payload), reply)).is_err() {
-                    tally.error("the writer stopped");
-                    break;
-                }
-                match done.await {
-                    Ok(Ok(())) => tally.ok(t.elapsed(), 1),
-                    Ok(Err(e)) => tally.error(format!("insert {seq}: {e}")),
-                    Err(_) => tally.error("the writer dropped a row"),
-                }
-            }
-            tally
-        });
-    }
-    drop(tx);
-    let mut tally = Tally::default();
-    while let Some(t) = set.join_next().await {
-        tally.merge(t?);
-    }
+    let tally = producers(a.concurrency, a.total, a.payload_bytes, move |job| {
+        tx.send(job).is_ok()
+    })
+    .await?;
     let transactions = tokio::time::timeout(Duration::from_secs(60), writer).await??;
     Ok((tally, transactions))
 }

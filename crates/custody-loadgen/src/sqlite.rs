@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use rusqlite::Connection;
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
 
-use crate::entry::{Rng, canonical_envelope, leaf_hash};
+use crate::entry::Rng;
+use crate::group::{Job, producers, row};
 use crate::report::{Report, Tally};
 
 /// Options of `sqlite-insert`.
@@ -46,12 +45,6 @@ fn open(path: &std::path::Path) -> Result<Connection> {
         [],
     )?;
     Ok(conn)
-}
-
-/// One row: canonical envelope bytes and their leaf hash.
-fn row(rng: &mut Rng, seq: u64, payload: usize) -> (Vec<u8>, Vec<u8>) {
-    let envelope = canonical_envelope(seq, &rng.blob(payload), "bench", "governance").into_bytes();
-    (leaf_hash(&envelope), envelope)
 }
 
 const INSERT: &str = "INSERT INTO entries (leaf_hash, envelope) VALUES (?1, ?2)";
@@ -117,9 +110,6 @@ fn autocommit(a: &SqliteArgs) -> Result<(Tally, Duration)> {
     Ok((tally, start.elapsed()))
 }
 
-/// A queued row and where to report its commit.
-type Job = ((Vec<u8>, Vec<u8>), oneshot::Sender<Result<(), String>>);
-
 /// The group-commit writer: takes every queued row, inserts them in one transaction, commits,
 /// and answers each producer. Returns the number of transactions.
 fn writer(conn: &mut Connection, rx: mpsc::Receiver<Job>) -> u64 {
@@ -151,39 +141,11 @@ async fn grouped(a: &SqliteArgs) -> Result<(Tally, Duration, u64)> {
     let mut conn = open(&a.path)?;
     let (tx, rx) = mpsc::channel::<Job>();
     let writer = std::thread::spawn(move || writer(&mut conn, rx));
-    let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut set = JoinSet::new();
-    for w in 0..a.concurrency {
-        let (tx, next, total, payload) = (tx.clone(), next.clone(), a.total, a.payload_bytes);
-        set.spawn(async move {
-            let mut rng = Rng::new(w as u64);
-            let mut tally = Tally::default();
-            loop {
-                let seq = next.fetch_add(1, Ordering::Relaxed);
-                if seq >= total {
-                    break;
-                }
-                let t = Instant::now();
-                let (reply, done) = oneshot::channel();
-                if tx.send((row(&mut rng, seq, payload), reply)).is_err() {
-                    tally.error("the writer thread stopped");
-                    break;
-                }
-                match done.await {
-                    Ok(Ok(())) => tally.ok(t.elapsed(), 1),
-                    Ok(Err(e)) => tally.error(format!("insert {seq}: {e}")),
-                    Err(_) => tally.error("the writer thread dropped a row"),
-                }
-            }
-            tally
-        });
-    }
-    drop(tx);
-    let mut tally = Tally::default();
-    while let Some(t) = set.join_next().await {
-        tally.merge(t?);
-    }
+    let tally = producers(a.concurrency, a.total, a.payload_bytes, move |job| {
+        tx.send(job).is_ok()
+    })
+    .await?;
     let elapsed = start.elapsed();
     let transactions = writer
         .join()

@@ -19,6 +19,6 @@ pub use matrix::{Action, Gate, entry_action};
 pub use role::{PrincipalKind, Role, Roles, Scope};
 pub use service::{
     Auth, AuthError, DEFAULT_TOKEN_DAYS, Denial, IssuedToken, MAX_TOKEN_DAYS, NewPrincipal,
-    Principal, PrincipalView, TokenView,
+    Principal, PrincipalPlan, PrincipalView, Revocation, TokenPlan, TokenView,
 };
 pub use token::{ApiToken, TokenParseError};

@@ -1,7 +1,14 @@
-//! The authentication service over an [`AuthStore`]: bootstrap, authenticate, manage
-//! principals and tokens.
+//! The authentication service over an [`AuthStore`]: bootstrap, authenticate, and the rules for
+//! managing principals and tokens.
+//!
+//! API boundary: creating a principal, issuing a token and revoking one are *planned* here
+//! (validated, ids and secrets generated, permission checked) and returned as
+//! [`AccessChange`]s; the evidence service commits them in the same transaction as the
+//! governance entries that record them, so no principal or token changes without its record.
+//! Only the server administrator's bootstrap, and the revocation of a server-scoped token,
+//! which no tenant's log can record atomically, write here directly.
 
-use custody_store::{AuthStore, PrincipalRow, StoreError, TokenRow};
+use custody_store::{AccessChange, AuthStore, PrincipalRow, StoreError, TokenRow};
 
 use crate::role::{PrincipalKind, Role, Roles, Scope};
 use crate::token::ApiToken;
@@ -151,6 +158,45 @@ pub struct IssuedToken {
     pub token: ApiToken,
     /// Its stored view.
     pub view: TokenView,
+}
+
+/// A principal ready to be created with its first token, once its record commits.
+#[derive(Debug)]
+pub struct PrincipalPlan {
+    /// The principal as it will be stored.
+    pub principal: PrincipalView,
+    /// Its first token.
+    pub token: IssuedToken,
+    /// The rows to commit with the record: the principal, then its token.
+    pub changes: Vec<AccessChange>,
+}
+
+/// A token ready to be issued, once its record commits.
+#[derive(Debug)]
+pub struct TokenPlan {
+    /// The token.
+    pub token: IssuedToken,
+    /// The row to commit with the record.
+    pub change: AccessChange,
+}
+
+/// A permitted revocation, not yet made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// A token of a principal of the tenant: revoked in the same transaction as its record in
+    /// the tenant's governance log.
+    OfTenantPrincipal {
+        /// The token as it will be once revoked.
+        view: TokenView,
+        /// The change to commit with the record.
+        change: AccessChange,
+    },
+    /// A server-scoped principal's own token (a server administrator's), which belongs to no
+    /// tenant: revoked with [`Auth::revoke_server_token`].
+    OfServerPrincipal {
+        /// The token as it will be once revoked.
+        view: TokenView,
+    },
 }
 
 fn view(row: PrincipalRow) -> Result<PrincipalView, AuthError> {
@@ -322,14 +368,15 @@ impl<S: AuthStore> Auth<S> {
         }))
     }
 
-    /// Creates a principal in `tenant` and issues its first token.
-    pub async fn create_principal(
+    /// Plans a principal in `tenant` with its first token: validated, with a fresh id and
+    /// secret, nothing written.
+    pub fn plan_principal(
         &self,
         tenant: &str,
         new: NewPrincipal,
         token_days: Option<u32>,
         now_micros: i64,
-    ) -> Result<(PrincipalView, IssuedToken), AuthError> {
+    ) -> Result<PrincipalPlan, AuthError> {
         let kind = PrincipalKind::parse(&new.kind)
             .ok_or_else(|| invalid("kind", "must be user or service"))?;
         let name = new.name.trim();
@@ -363,12 +410,21 @@ impl<S: AuthStore> Auth<S> {
             roles: Roles::of(&roles).to_csv(),
             created_micros: now_micros,
         };
-        self.store.create_principal(row.clone()).await?;
-        let principal = view(row)?;
-        let issued = self
-            .issue_token(tenant, &principal.id, Some(days), now_micros)
-            .await?;
-        Ok((principal, issued))
+        let principal = view(row.clone())?;
+        let token = ApiToken::generate().map_err(|e| AuthError::Random(e.to_string()))?;
+        let token_row = token_row(&token, &principal.id, now_micros, days);
+        let issued = IssuedToken {
+            token,
+            view: token_view(token_row.clone()),
+        };
+        Ok(PrincipalPlan {
+            principal,
+            token: issued,
+            changes: vec![
+                AccessChange::AddPrincipal(row),
+                AccessChange::AddToken(token_row),
+            ],
+        })
     }
 
     /// A principal of `tenant`; `NotFound` also when it belongs to another tenant, so ids of
@@ -382,22 +438,24 @@ impl<S: AuthStore> Auth<S> {
         }
     }
 
-    /// Issues a new token to a principal of `tenant`.
-    pub async fn issue_token(
+    /// Plans a new token for a principal of `tenant`; nothing written.
+    pub async fn plan_token(
         &self,
         tenant: &str,
         principal_id: &str,
         days: Option<u32>,
         now_micros: i64,
-    ) -> Result<IssuedToken, AuthError> {
+    ) -> Result<TokenPlan, AuthError> {
         let days = token_days_checked(days)?;
         self.principal_in(tenant, principal_id).await?;
         let token = ApiToken::generate().map_err(|e| AuthError::Random(e.to_string()))?;
         let row = token_row(&token, principal_id, now_micros, days);
-        self.store.add_token(row.clone()).await?;
-        Ok(IssuedToken {
-            token,
-            view: token_view(row),
+        Ok(TokenPlan {
+            token: IssuedToken {
+                token,
+                view: token_view(row.clone()),
+            },
+            change: AccessChange::AddToken(row),
         })
     }
 
@@ -427,15 +485,15 @@ impl<S: AuthStore> Auth<S> {
             .collect())
     }
 
-    /// Revokes a token of a principal of `tenant`. `caller` may revoke it if it is an admin
-    /// of the tenant or the token is its own.
-    pub async fn revoke(
+    /// Plans the revocation of a token of a principal of `tenant`: `caller` may revoke it if
+    /// it is an admin of the tenant or the token is its own. Nothing written.
+    pub async fn plan_revocation(
         &self,
         tenant: &str,
         caller: &Principal,
         token_id: &str,
         now_micros: i64,
-    ) -> Result<TokenView, AuthError> {
+    ) -> Result<Revocation, AuthError> {
         let not_found = || AuthError::NotFound(format!("no token {token_id:?} in tenant {tenant}"));
         let Some((row, owner)) = self.store.token(token_id).await? else {
             return Err(not_found());
@@ -445,11 +503,40 @@ impl<S: AuthStore> Auth<S> {
         if !(own || owner.tenant.as_deref() == Some(tenant) && admin) {
             return Err(not_found());
         }
+        let mut view = token_view(row);
+        view.revoked_micros.get_or_insert(now_micros);
+        Ok(match owner.tenant {
+            Some(_) => Revocation::OfTenantPrincipal {
+                view,
+                change: AccessChange::RevokeToken {
+                    id: token_id.to_owned(),
+                    at_micros: now_micros,
+                },
+            },
+            None => Revocation::OfServerPrincipal { view },
+        })
+    }
+
+    /// Revokes a server-scoped principal's token (planned by [`Auth::plan_revocation`]) at
+    /// once.
+    pub async fn revoke_server_token(
+        &self,
+        token_id: &str,
+        now_micros: i64,
+    ) -> Result<(), AuthError> {
         self.store.revoke_token(token_id, now_micros).await?;
         self.forget(token_id);
-        let mut v = token_view(row);
-        v.revoked_micros.get_or_insert(now_micros);
-        Ok(v)
+        Ok(())
+    }
+
+    /// Called once access changes have committed: a revoked token stops authenticating
+    /// through this process at once, not when its cached row expires.
+    pub fn committed(&self, changes: &[AccessChange]) {
+        for change in changes {
+            if let AccessChange::RevokeToken { id, .. } = change {
+                self.forget(id);
+            }
+        }
     }
 }
 
@@ -472,6 +559,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("db")).await.unwrap();
         (dir, Auth::new(store))
+    }
+
+    /// Commits planned changes directly, as the evidence service does with their records.
+    async fn commit(auth: &Auth<SqliteStore>, changes: &[AccessChange]) {
+        for change in changes {
+            match change {
+                AccessChange::AddPrincipal(p) => auth.store.create_principal(p.clone()).await,
+                AccessChange::AddToken(t) => auth.store.add_token(t.clone()).await,
+                AccessChange::RevokeToken { id, at_micros } => {
+                    auth.store.revoke_token(id, *at_micros).await.map(|_| ())
+                }
+            }
+            .unwrap();
+        }
+        auth.committed(changes);
+    }
+
+    async fn create_principal(
+        auth: &Auth<SqliteStore>,
+        tenant: &str,
+        new: NewPrincipal,
+        days: Option<u32>,
+    ) -> Result<(PrincipalView, IssuedToken), AuthError> {
+        let plan = auth.plan_principal(tenant, new, days, NOW)?;
+        commit(auth, &plan.changes).await;
+        Ok((plan.principal, plan.token))
+    }
+
+    async fn revoke(
+        auth: &Auth<SqliteStore>,
+        tenant: &str,
+        caller: &Principal,
+        token: &str,
+        at: i64,
+    ) -> Result<TokenView, AuthError> {
+        match auth.plan_revocation(tenant, caller, token, at).await? {
+            Revocation::OfTenantPrincipal { view, change } => {
+                commit(auth, &[change]).await;
+                Ok(view)
+            }
+            Revocation::OfServerPrincipal { view } => {
+                auth.revoke_server_token(token, at).await?;
+                Ok(view)
+            }
+        }
     }
 
     const NOW: i64 = 1_800_000_000_000_000;
@@ -502,8 +634,7 @@ mod tests {
     async fn tokens_fail_when_wrong_expired_or_revoked() {
         let (_d, auth) = auth().await;
         auth.bootstrap(None, NOW).await.unwrap();
-        let (p, issued) = auth
-            .create_principal("acme", new("service", &["writer"]), Some(1), NOW)
+        let (p, issued) = create_principal(&auth, "acme", new("service", &["writer"]), Some(1))
             .await
             .unwrap();
         let shown = issued.token.expose();
@@ -532,8 +663,7 @@ mod tests {
             Err(Denial::Expired)
         );
 
-        let revoked = auth
-            .revoke("acme", &ok, issued.token.id(), NOW + 5)
+        let revoked = revoke(&auth, "acme", &ok, issued.token.id(), NOW + 5)
             .await
             .unwrap();
         assert_eq!(revoked.revoked_micros, Some(NOW + 5));
@@ -543,12 +673,10 @@ mod tests {
     #[tokio::test]
     async fn principals_of_one_tenant_are_invisible_from_another() {
         let (_d, auth) = auth().await;
-        let (p, issued) = auth
-            .create_principal("acme", new("user", &["admin"]), None, NOW)
+        let (p, issued) = create_principal(&auth, "acme", new("user", &["admin"]), None)
             .await
             .unwrap();
-        let (_, other) = auth
-            .create_principal("globex", new("user", &["admin"]), None, NOW)
+        let (_, other) = create_principal(&auth, "globex", new("user", &["admin"]), None)
             .await
             .unwrap();
         let globex_admin = auth
@@ -565,12 +693,11 @@ mod tests {
             Err(AuthError::NotFound(_))
         ));
         assert!(matches!(
-            auth.issue_token("globex", &p.id, None, NOW).await,
+            auth.plan_token("globex", &p.id, None, NOW).await,
             Err(AuthError::NotFound(_))
         ));
         assert!(matches!(
-            auth.revoke("globex", &globex_admin, issued.token.id(), NOW)
-                .await,
+            revoke(&auth, "globex", &globex_admin, issued.token.id(), NOW).await,
             Err(AuthError::NotFound(_))
         ));
         assert_eq!(auth.principals("globex").await.unwrap().len(), 1);
@@ -598,7 +725,7 @@ mod tests {
                 "name",
             ),
         ] {
-            match auth.create_principal("acme", p, days, NOW).await {
+            match create_principal(&auth, "acme", p, days).await {
                 Err(AuthError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),
             }

@@ -114,7 +114,7 @@ async fn offline(
         Some(t) => vec![TenantName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?],
         None => store.tenants().await?,
     };
-    let ledger = Ledger::new(
+    let (ledger, _) = Ledger::open(
         store,
         LedgerConfig {
             server_name: "custody.local".into(),
@@ -147,7 +147,15 @@ async fn offline(
                 .await
                 .with_context(|| format!("cannot check {tenant}/{}", log.as_str()))?;
             bar.finish_and_clear();
-            logs.push(custody_server::audit_report(log, audit));
+            logs.push(api::LogAuditReport {
+                log: log.as_str().into(),
+                entries: audit.entries,
+                nodes: audit.nodes,
+                checkpoints: audit.checkpoints,
+                payloads: audit.payloads,
+                problem_count: audit.problem_count,
+                problems: audit.problems,
+            });
         }
         let ok = logs.iter().all(|l| l.problem_count == 0);
         out.push((tenant.to_string(), api::ReconcileReport { ok, logs }));

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use custody_governance::Governance;
 use custody_ledger::{Ledger, LedgerConfig};
 use custody_server::Backend;
 use custody_store_objects::{PayloadObjects, WithPayloadObjects};
@@ -297,13 +298,14 @@ impl Server {
         ready: impl FnOnce(SocketAddr, Option<custody_auth::ApiToken>),
     ) -> anyhow::Result<()> {
         let admin = bootstrap(&store, &self.how).await?;
-        let ledger = Arc::new(Ledger::new(
+        let (_, appender) = Ledger::open(
             store,
             LedgerConfig {
                 server_name: self.server_name.clone(),
                 key_dir: self.key_dir,
             },
-        )?);
+        )?;
+        let governance = Arc::new(Governance::new(appender));
         let addr: SocketAddr = self.listen.parse().with_context(|| {
             format!(
                 "--listen {:?} is not an address such as 127.0.0.1:7878",
@@ -323,7 +325,7 @@ impl Server {
             if self.options.tls.is_some() { "https" } else { "http" }
         );
         ready(local, admin);
-        custody_server::serve(listener, ledger, self.options, shutdown).await?;
+        custody_server::serve(listener, governance, self.options, shutdown).await?;
         tracing::info!("custody stopped; every acknowledged write is durable");
         Ok(())
     }

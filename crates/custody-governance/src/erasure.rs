@@ -12,10 +12,10 @@ use custody_core::envelope::{
     Actor, Context, EntryInput, LogName, Related, SubjectRef, TenantName, ValidationError,
 };
 use custody_evidence::events::types;
-use custody_store::{EntryFilter, LedgerWriter, LogKey, PayloadHolder};
+use custody_store::{EntryFilter, LogKey, PayloadHolder};
 use serde_json::{Map, Value, json};
 
-use crate::{Governance, GovernanceError};
+use crate::{Backend, Governance, GovernanceError};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 const PAGE: u32 = 500;
@@ -88,7 +88,7 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<(), ValidationError> {
     Ok(())
 }
 
-impl<S: LedgerWriter + Clone> Governance<S> {
+impl<S: Backend> Governance<S> {
     /// Erases the payloads `scope` selects in every log of `tenant`, recording each erasure
     /// with `legal_basis` under `actor`; with `dry_run`, only lists them. Compacts the store
     /// afterwards so erased bytes leave the disk.
@@ -141,7 +141,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             let mut from = 0;
             loop {
                 let page = self
-                    .ledger
+                    .appender
                     .store()
                     .payloads(&key, from, before, PAGE)
                     .await
@@ -201,7 +201,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             }
         }
         if !dry_run && !erased.is_empty() {
-            self.ledger
+            self.appender
                 .store()
                 .compact()
                 .await
@@ -219,7 +219,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
         legal_basis: &str,
         actor: &Actor,
     ) -> Result<u64, GovernanceError> {
-        let store = self.ledger.store();
+        let store = self.appender.store();
         let id = holder.id.to_string();
         let existing = store
             .find_entries(
@@ -266,7 +266,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
                     body,
                     payload: None,
                 };
-                self.ledger.append(key, &[input]).await?.results[0].index
+                self.record_own(key, input).await?.index
             }
         };
         store

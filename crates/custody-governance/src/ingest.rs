@@ -1,7 +1,9 @@
-//! Governed writes: the checks an entry passes before it is appended, the refusals and
-//! security events custody appends on its own account, and the state advanced after commit.
+//! Governed writes: what a client's submission must be (the caller as actor, a role for each
+//! entry type), the checks an entry passes before it is appended, the refusals and security
+//! events custody appends on its own account, and the state advanced after commit.
 
 use custody_api::evidence::SecurityNotice;
+use custody_auth::{Gate, Principal, Role};
 use custody_core::envelope::{
     Actor, ActorKind, Context, EntryInput, LogName, Related, SubjectRef, ValidationError,
 };
@@ -11,14 +13,17 @@ use custody_evidence::{
     check_client_type, derived_links, home_log,
 };
 use custody_ledger::{AppendOutcome, LedgerError};
-use custody_store::{LedgerWriter, LogKey};
+use custody_store::LogKey;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{Governance, GovernanceError, TenantGovernance, meta};
+use crate::{Backend, Governance, GovernanceError};
 
 /// The principal id custody writes its own entries under.
 pub const SYSTEM_ACTOR: &str = "custody";
+
+/// Most entries one submission may carry.
+pub const MAX_ENTRIES_PER_REQUEST: usize = 100_000;
 
 /// The result of a governed append.
 #[derive(Debug)]
@@ -52,7 +57,87 @@ fn refused_type(attempted: &str) -> &'static str {
     }
 }
 
-impl<S: LedgerWriter + Clone> Governance<S> {
+impl<S: Backend> Governance<S> {
+    /// Appends a client's entries (parsed JSON objects) to a tenant's log, atomically, as
+    /// `caller`: the caller becomes each entry's actor (an entry naming someone else is
+    /// refused), each entry's type must be one the caller's roles may write, and then the
+    /// checks of [`Governance::append`] apply. `many` says the entries came as a list, so
+    /// field errors are named by position.
+    pub async fn submit(
+        &self,
+        key: &LogKey,
+        values: Vec<Value>,
+        many: bool,
+        caller: &Principal,
+    ) -> Result<Ingested, GovernanceError> {
+        if key.log == LogName::Access {
+            return Err(GovernanceError::Forbidden(
+                "the access log is written by custody only: it records reads and refusals itself"
+                    .into(),
+            ));
+        }
+        let inputs = submitted_entries(values, many, caller)?;
+        self.check_entry_roles(caller, key, &inputs).await?;
+        self.append(key, inputs).await
+    }
+
+    /// Refuses entries whose type needs a role the caller lacks, and approver keys registered
+    /// for someone who is not an approver of the tenant.
+    async fn check_entry_roles(
+        &self,
+        caller: &Principal,
+        key: &LogKey,
+        inputs: &[EntryInput],
+    ) -> Result<(), GovernanceError> {
+        let tenant = &key.tenant;
+        let many = inputs.len() > 1;
+        for (i, input) in inputs.iter().enumerate() {
+            let action = custody_auth::entry_action(&input.entry_type);
+            if let Gate::Roles(roles) = action.gate()
+                && !caller.may(tenant.as_str(), roles)
+            {
+                let at = if many {
+                    format!("[{i}] ")
+                } else {
+                    String::new()
+                };
+                return Err(GovernanceError::Forbidden(format!(
+                    "{at}{} entries need the role {}; this principal has {}",
+                    input.entry_type,
+                    roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    caller.roles.to_csv()
+                )));
+            }
+            if input.entry_type == types::APPROVER_KEY_REGISTERED {
+                let approver = &input.subject.id;
+                let is_approver = self
+                    .auth
+                    .principal_in(tenant.as_str(), approver)
+                    .await
+                    .is_ok_and(|p| p.roles.has(Role::Approver));
+                if !is_approver {
+                    let field = if many {
+                        format!("[{i}].subject.id")
+                    } else {
+                        "subject.id".into()
+                    };
+                    return Err(ValidationError::one(
+                        &field,
+                        format!(
+                            "{approver:?} is not a principal of tenant {tenant} with the approver role: create one with `custody principal create --role approver` and register the key for its id"
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Appends entries atomically to a tenant's log after the checks their types call for.
     pub async fn append(
         &self,
@@ -98,7 +183,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             LogName::Governance => self.append_governance(key, inputs, many).await,
             LogName::Inference => self.append_inference(key, inputs, many).await,
             LogName::Access => {
-                let outcome = self.ledger.append(key, &inputs).await?;
+                let outcome = self.appender.append(key, &inputs).await?;
                 let notices = vec![None; outcome.results.len()];
                 Ok(Ingested { outcome, notices })
             }
@@ -118,7 +203,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             .iter()
             .all(|i| i.related.is_empty() && matches!(Event::read(&fields(i)), Ok(None)))
         {
-            let outcome = self.ledger.append(key, &inputs).await?;
+            let outcome = self.appender.append(key, &inputs).await?;
             let notices = vec![None; outcome.results.len()];
             return Ok(Ingested { outcome, notices });
         }
@@ -130,7 +215,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
         let existing: Vec<Uuid> = if ids.is_empty() {
             Vec::new()
         } else {
-            self.ledger
+            self.appender
                 .store()
                 .existing_ids(key, &ids)
                 .await
@@ -213,36 +298,16 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             return Err(ValidationError { errors }.into());
         }
 
-        let prepared = self.ledger.prepare(key, &inputs)?;
-        let envelopes: Vec<_> = prepared.iter().map(|p| p.sealed.envelope.clone()).collect();
-        let outcome = self.ledger.append_prepared(key, prepared).await?;
-        self.apply_committed(&tg, &envelopes, &outcome).await;
+        let outcome = self.append_own(key, &tg, inputs, Vec::new()).await?;
         let notices = vec![None; outcome.results.len()];
         Ok(Ingested { outcome, notices })
-    }
-
-    /// Advances the state by entries just committed (retries were applied when first written).
-    async fn apply_committed(
-        &self,
-        tg: &TenantGovernance,
-        envelopes: &[custody_core::envelope::Envelope],
-        outcome: &AppendOutcome,
-    ) {
-        let mut state = tg.state.write().await;
-        for (envelope, result) in envelopes.iter().zip(&outcome.results) {
-            if result.existing || result.index < state.size() {
-                continue;
-            }
-            let event = crate::read_envelope(envelope).ok().flatten();
-            state.apply(event.as_ref(), meta(envelope, result.index));
-        }
     }
 
     /// Records a gate refusal and returns the error that reports it.
     async fn refuse(
         &self,
         key: &LogKey,
-        tg: &TenantGovernance,
+        tg: &crate::TenantGovernance,
         attempted: &EntryInput,
         missing: Vec<Missing>,
     ) -> GovernanceError {
@@ -267,7 +332,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             body,
             payload: None,
         };
-        let appended = match self.append_own(key, tg, vec![refusal]).await {
+        let appended = match self.append_own(key, tg, vec![refusal], Vec::new()).await {
             Ok(outcome) => outcome.results.into_iter().next(),
             Err(e) => return e,
         };
@@ -279,21 +344,6 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             },
             None => LedgerError::Unavailable("the refusal was not recorded".into()).into(),
         }
-    }
-
-    /// Appends entries custody writes itself to the governance log. The caller holds the
-    /// tenant's writer lock.
-    async fn append_own(
-        &self,
-        key: &LogKey,
-        tg: &TenantGovernance,
-        inputs: Vec<EntryInput>,
-    ) -> Result<AppendOutcome, GovernanceError> {
-        let prepared = self.ledger.prepare(key, &inputs)?;
-        let envelopes: Vec<_> = prepared.iter().map(|p| p.sealed.envelope.clone()).collect();
-        let outcome = self.ledger.append_prepared(key, prepared).await?;
-        self.apply_committed(tg, &envelopes, &outcome).await;
-        Ok(outcome)
     }
 
     async fn append_inference(
@@ -325,7 +375,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
                 return Err(ValidationError { errors }.into());
             }
         }
-        let outcome = self.ledger.append(key, &inputs).await?;
+        let outcome = self.appender.append(key, &inputs).await?;
         let mut notices = vec![None; outcome.results.len()];
         let fresh: Vec<_> = mismatches
             .into_iter()
@@ -344,7 +394,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             .collect();
         let _writer = self.lock_writer(&key.tenant, &tg).await?;
         self.catch_up(&key.tenant, &tg).await?;
-        let recorded = self.append_own(&gov, &tg, events).await?;
+        let recorded = self.append_own(&gov, &tg, events, Vec::new()).await?;
         for ((i, m, request_id, _), sec) in fresh.into_iter().zip(recorded.results) {
             tracing::warn!(tenant = %key.tenant, request_id = %request_id, claimed = %m.claimed, environment = %m.environment, "inference claims weights that were not serving; recorded a security event");
             notices[i] = Some(SecurityNotice {
@@ -408,4 +458,58 @@ fn security_event(
 
 fn rel_served_by() -> String {
     custody_evidence::events::rels::SERVED_BY.to_owned()
+}
+
+/// A client's entries as inputs: each validated, the caller filled in as actor where none is
+/// given and refused where another is; errors named by position when there are `many`.
+fn submitted_entries(
+    values: Vec<Value>,
+    many: bool,
+    caller: &Principal,
+) -> Result<Vec<EntryInput>, GovernanceError> {
+    if values.is_empty() {
+        return Err(ValidationError::one("", "no entries: send at least one").into());
+    }
+    if values.len() > MAX_ENTRIES_PER_REQUEST {
+        return Err(ValidationError::one(
+            "",
+            format!("at most {MAX_ENTRIES_PER_REQUEST} entries per request; split the upload"),
+        )
+        .into());
+    }
+    let me = json!({"kind": caller.kind.as_str(), "id": caller.id});
+    let mut out = Vec::with_capacity(values.len());
+    let mut errors = Vec::new();
+    for (i, mut v) in values.into_iter().enumerate() {
+        if let Value::Object(o) = &mut v
+            && !o.contains_key("actor")
+        {
+            o.insert("actor".into(), me.clone());
+        }
+        match EntryInput::from_json(&v) {
+            Ok(input)
+                if input.actor.id != caller.id
+                    || input.actor.kind.as_str() != caller.kind.as_str() =>
+            {
+                errors.extend(
+                    at(
+                        ValidationError::one(
+                            "actor",
+                            format!("must be the caller, {me}: omit actor and custody fills it in"),
+                        ),
+                        i,
+                        many,
+                    )
+                    .errors,
+                );
+            }
+            Ok(input) => out.push(input),
+            Err(e) => errors.extend(at(e, i, many).errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ValidationError { errors }.into())
+    }
 }

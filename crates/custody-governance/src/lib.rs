@@ -1,33 +1,51 @@
-//! The evidence service between the HTTP API and the ledger. Writes pass through it so that
-//! every typed entry is checked against the tenant's governance state before it is appended:
-//! references resolve, approvals are signed by registered keys over the right weights,
-//! promotions and deployments satisfy the gate (a refusal is itself appended), and every
-//! inference is compared with what the ledger says served in its environment at its request
-//! time (a mismatch is appended as a security event). Reads answer audit questions with the
-//! entries they rest on and their proofs.
+//! The evidence service: the one writer of evidence. It holds the ledger's [`Appender`], so
+//! every entry that reaches a log passes through it, whether a client submitted it or custody
+//! writes it on its own behalf.
 //!
-//! Architecture invariant: this service is the only writer of a tenant's governance log, and
-//! governance writes of one tenant are serialised (check, append, apply under one lock), so
-//! the state a check saw is the state the entry is appended to. The state is a projection of
-//! the log, rebuilt from it on first use and advanced only after a commit.
+//! Client entries are checked against the tenant's governance state before they are appended:
+//! the caller is the actor and holds the role each type needs, references resolve, approvals
+//! are signed by registered keys over the right weights, promotions and deployments satisfy
+//! the gate (a refusal is itself appended), and every inference is compared with what the
+//! ledger says served in its environment at its request time (a mismatch is appended as a
+//! security event). custody's own evidence goes the same way: principal and token records
+//! (committed atomically with the rows they describe), access reads and refusals, security
+//! events from reconciliation and witnesses, key rotations and erasure records. Reads answer
+//! audit questions with the entries they rest on and their proofs.
+//!
+//! Architecture invariant: nothing else can append (the [`Appender`] is not `Clone`), and
+//! governance writes of one tenant, the client's and custody's own alike, are serialised
+//! (catch up, check, append, apply under one lock), so the state a check saw is the state the
+//! entry is appended to. The state is a projection of the log, rebuilt from it on first use
+//! and advanced only after a commit.
 
+mod access_control;
+mod access_log;
 mod erasure;
 mod ingest;
+mod integrity;
 mod query;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use custody_core::envelope::LogName;
-use custody_core::envelope::{Envelope, TenantName, ValidationError};
+use custody_auth::{Auth, AuthError};
+use custody_core::envelope::{EntryInput, Envelope, LogName, TenantName, ValidationError};
 use custody_evidence::{EntryMeta, Event, EventFields, GovernanceState, Missing};
-use custody_ledger::{Appended, Ledger, LedgerError};
-use custody_store::{LedgerWriter, LogKey};
+use custody_ledger::{AppendOutcome, Appended, Appender, Ledger, LedgerError};
+use custody_store::{AccessChange, AuthStore, LedgerWriter, LogKey};
 use tokio::sync::{Mutex, RwLock};
 
+pub use access_control::{PRINCIPAL_CREATED, TOKEN_ISSUED, TOKEN_REVOKED};
+pub use access_log::{ACCESS_DENIED, ACCESS_READ, Attempt, Caller, ReadRecord};
 pub use erasure::{ErasedPayload, ErasureScope};
-pub use ingest::{Ingested, SYSTEM_ACTOR};
+pub use ingest::{Ingested, MAX_ENTRIES_PER_REQUEST, SYSTEM_ACTOR};
+pub use integrity::{FORK_DETECTED, INTEGRITY_FAILURE};
 pub use query::{PackScope, TraceDirection, TraceStart, parse_time};
+
+/// What a storage backend must provide to hold evidence: the ledger and the principals.
+pub trait Backend: LedgerWriter + AuthStore + Clone {}
+
+impl<S: LedgerWriter + AuthStore + Clone> Backend for S {}
 
 /// Why a governed write or query failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +72,32 @@ pub enum GovernanceError {
     /// Something asked about does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller may call the route but not write this entry (a type its roles do not
+    /// cover); nothing was written.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A checkpoint a witness holds is not a prefix of the log: the log forked or was rolled
+    /// back. A `security.fork_detected` entry was appended.
+    #[error("{0}")]
+    ForkDetected(String),
 }
 
 impl From<ValidationError> for GovernanceError {
     fn from(e: ValidationError) -> Self {
         GovernanceError::Invalid(e)
+    }
+}
+
+impl From<AuthError> for GovernanceError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid { field, message } => {
+                GovernanceError::Invalid(ValidationError::one(&field, message))
+            }
+            AuthError::NotFound(m) => GovernanceError::NotFound(m),
+            AuthError::Random(m) => GovernanceError::Ledger(LedgerError::Unavailable(m)),
+            AuthError::Store(s) => GovernanceError::Ledger(s.into()),
+        }
     }
 }
 
@@ -70,25 +109,47 @@ struct TenantGovernance {
 
 /// The evidence service.
 pub struct Governance<S> {
+    /// Reads.
     ledger: Arc<Ledger<S>>,
+    /// The only way to write to the ledger.
+    appender: Appender<S>,
+    /// Principals and tokens; shares its token cache with the server's authentication.
+    auth: Auth<S>,
     tenants: Mutex<HashMap<TenantName, Arc<TenantGovernance>>>,
 }
 
 /// Entries read per storage call while the state is rebuilt.
 const REPLAY_CHUNK: u64 = 2_000;
 
-impl<S: LedgerWriter + Clone> Governance<S> {
-    /// The service over a ledger.
-    pub fn new(ledger: Arc<Ledger<S>>) -> Self {
+impl<S: Backend> Governance<S> {
+    /// The service over the ledger whose appender it is given; it becomes the ledger's only
+    /// writer.
+    pub fn new(appender: Appender<S>) -> Self {
         Self {
-            ledger,
+            ledger: appender.ledger().clone(),
+            auth: Auth::new(appender.store().clone()),
+            appender,
             tenants: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The ledger underneath.
+    /// The ledger underneath, for reads.
     pub fn ledger(&self) -> &Arc<Ledger<S>> {
         &self.ledger
+    }
+
+    /// Principals and tokens: authentication and listings. Changes go through this service
+    /// ([`Governance::create_principal`], ...), which records them.
+    pub fn auth(&self) -> &Auth<S> {
+        &self.auth
+    }
+
+    /// Creates a tenant with its three logs, each with a new signing key.
+    pub async fn create_tenant(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<Vec<custody_ledger::LogInfo>, GovernanceError> {
+        Ok(self.appender.create_tenant(tenant).await?)
     }
 
     fn governance_key(tenant: &TenantName) -> LogKey {
@@ -133,7 +194,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
     ) -> Result<(tokio::sync::MutexGuard<'a, ()>, custody_store::LockGuard), GovernanceError> {
         let local = tg.writer.lock().await;
         let shared = self
-            .ledger
+            .appender
             .store()
             .lock(&custody_store::log_lock_name(&Self::governance_key(tenant)))
             .await
@@ -166,6 +227,85 @@ impl<S: LedgerWriter + Clone> Governance<S> {
             next = to;
         }
         Ok(())
+    }
+
+    /// Advances the state by entries just committed (retries were applied when first written).
+    async fn apply_committed(
+        &self,
+        tg: &TenantGovernance,
+        envelopes: &[Envelope],
+        outcome: &AppendOutcome,
+    ) {
+        let mut state = tg.state.write().await;
+        for (envelope, result) in envelopes.iter().zip(&outcome.results) {
+            if result.existing || result.index < state.size() {
+                continue;
+            }
+            let event = read_envelope(envelope).ok().flatten();
+            state.apply(event.as_ref(), meta(envelope, result.index));
+        }
+    }
+
+    /// Appends entries custody writes itself to a governance log, with the principal and
+    /// token changes they record, and advances the state. The caller holds the tenant's
+    /// writer lock.
+    async fn append_own(
+        &self,
+        key: &LogKey,
+        tg: &TenantGovernance,
+        inputs: Vec<EntryInput>,
+        access: Vec<AccessChange>,
+    ) -> Result<AppendOutcome, GovernanceError> {
+        let prepared = self.appender.prepare(key, &inputs)?;
+        let envelopes: Vec<_> = prepared.iter().map(|p| p.sealed.envelope.clone()).collect();
+        let outcome = if access.is_empty() {
+            self.appender.append_prepared(key, prepared).await?
+        } else {
+            self.appender
+                .append_recording(key, prepared, access.clone())
+                .await?
+        };
+        self.auth.committed(&access);
+        self.apply_committed(tg, &envelopes, &outcome).await;
+        Ok(outcome)
+    }
+
+    /// Records entries of custody's own in a tenant's governance log under the tenant's writer
+    /// lock, the lock a client's governed append takes, together with the access changes they
+    /// record (one transaction: both or neither).
+    async fn record_governance(
+        &self,
+        tenant: &TenantName,
+        inputs: Vec<EntryInput>,
+        access: Vec<AccessChange>,
+    ) -> Result<AppendOutcome, GovernanceError> {
+        let tg = self.tenant(tenant).await?;
+        let _writer = self.lock_writer(tenant, &tg).await?;
+        self.catch_up(tenant, &tg).await?;
+        self.append_own(&Self::governance_key(tenant), &tg, inputs, access)
+            .await
+    }
+
+    /// Records one entry of custody's own in any log of a tenant: through the governance
+    /// writer lock for the governance log, straight to the sequencer for the others (no check
+    /// depends on their order).
+    async fn record_own(
+        &self,
+        key: &LogKey,
+        input: EntryInput,
+    ) -> Result<Appended, GovernanceError> {
+        let outcome = match key.log {
+            LogName::Governance => {
+                self.record_governance(&key.tenant, vec![input], Vec::new())
+                    .await?
+            }
+            LogName::Inference | LogName::Access => self.appender.append(key, &[input]).await?,
+        };
+        outcome
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| LedgerError::Unavailable("the entry was not recorded".into()).into())
     }
 }
 

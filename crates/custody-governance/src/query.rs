@@ -13,11 +13,11 @@ use custody_core::envelope::{LogName, Timestamp, ValidationError};
 use custody_evidence::events::{kinds, types};
 use custody_evidence::{GateReport, GovernanceState, Missing};
 use custody_ledger::{EntryView, LedgerError};
-use custody_store::{EntryFilter, LedgerWriter, LogKey};
+use custody_store::{EntryFilter, LedgerReader, LogKey};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Governance, GovernanceError};
+use crate::{Backend, Governance, GovernanceError};
 
 /// Where a trace starts.
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
-impl<S: LedgerWriter + Clone> Governance<S> {
+impl<S: Backend> Governance<S> {
     fn key(tenant: &custody_core::envelope::TenantName, log: LogName) -> LogKey {
         LogKey {
             tenant: tenant.clone(),
@@ -207,7 +207,7 @@ impl<S: LedgerWriter + Clone> Governance<S> {
         }
         let found = self
             .ledger
-            .store()
+            .reader()
             .existing_ids(&Self::key(tenant, log), &uuids)
             .await
             .map_err(LedgerError::from)?;

@@ -1,8 +1,6 @@
 //! The governance state is a projection of the log: after a restart it is rebuilt from the
 //! stored entries, and every gate decision comes out the same as before the restart.
 
-use std::sync::Arc;
-
 use custody_core::dsse;
 use custody_core::envelope::{EntryInput, LogName, TenantName};
 use custody_core::intoto::{ApprovalPredicate, Decision, approval_statement};
@@ -25,7 +23,7 @@ fn e(t: &str, actor: &str, kind: &str, id: &str, body: Value, related: Value) ->
 
 async fn open(dir: &std::path::Path) -> Governance<SqliteStore> {
     let store = SqliteStore::open(&dir.join("custody.db")).await.unwrap();
-    let ledger = Ledger::new(
+    let (_, appender) = Ledger::open(
         store,
         LedgerConfig {
             server_name: "test.local".into(),
@@ -33,7 +31,7 @@ async fn open(dir: &std::path::Path) -> Governance<SqliteStore> {
         },
     )
     .unwrap();
-    Governance::new(Arc::new(ledger))
+    Governance::new(appender)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +78,7 @@ async fn gates_decide_the_same_after_a_restart() {
     };
     {
         let g = open(dir.path()).await;
-        g.ledger().create_tenant(&tenant).await.unwrap();
+        g.create_tenant(&tenant).await.unwrap();
         let chain = vec![
             e(
                 "dataset_version.registered",

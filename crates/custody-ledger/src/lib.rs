@@ -1,11 +1,16 @@
 //! The ledger service: tenants, logs and their keys, appends through per-log sequencers, and
 //! every verified read (entries, checkpoints, proofs).
 //!
-//! It sits between the HTTP server (or any other front end) and a storage backend, and it owns
-//! the rules that make the log trustworthy: entries are validated and sealed before they are
-//! sequenced; each log has exactly one sequencer in this process; a write is acknowledged only
-//! once durable and covered by a signed checkpoint; proofs are assembled from stored subtree
-//! hashes in O(log n) reads.
+//! It sits between the evidence service (`custody-governance`) and a storage backend, and it
+//! owns the rules that make the log trustworthy: entries are validated and sealed before they
+//! are sequenced; each log has exactly one sequencer in this process; a write is acknowledged
+//! only once durable and covered by a signed checkpoint; proofs are assembled from stored
+//! subtree hashes in O(log n) reads.
+//!
+//! API boundary: [`Ledger::open`] returns the shared, read-only [`Ledger`] and the one
+//! [`Appender`], the capability to write. The appender is not `Clone`: whoever holds it (the
+//! evidence service) is the only code that can append, create tenants or rotate keys, so no
+//! front end can write evidence that skipped the service's checks.
 
 mod audit;
 mod keys;
@@ -25,8 +30,8 @@ use custody_core::merkle::{self, Hash};
 use custody_core::note::NoteSigner;
 use custody_core::tlog_proof::TlogProof;
 use custody_store::{
-    EntryFilter, LedgerWriter, LogKey, LogRecord, StoreError, StoredCheckpoint, StoredEntry,
-    StoredPayload,
+    AccessChange, EntryFilter, LedgerReader, LedgerWriter, LogKey, LogRecord, StoreError,
+    StoredCheckpoint, StoredEntry, StoredPayload,
 };
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock, oneshot};
@@ -191,12 +196,28 @@ pub struct Ledger<S> {
     rotating: Mutex<()>,
 }
 
+/// The capability to write to the ledger: appends, tenant creation, key rotation and the
+/// storage writes the evidence service makes (erasure, locks). There is one per [`Ledger`],
+/// handed out by [`Ledger::open`], and it cannot be cloned.
+pub struct Appender<S> {
+    ledger: Arc<Ledger<S>>,
+}
+
+impl<S> std::fmt::Debug for Appender<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("server_name", &self.ledger.config.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: LedgerWriter + Clone> Ledger<S> {
-    /// Opens the ledger over `store`.
-    pub fn new(store: S, config: LedgerConfig) -> Result<Self, LedgerError> {
+    /// Opens the ledger over `store`: the shared ledger for reads, and the one [`Appender`]
+    /// that may write to it.
+    pub fn open(store: S, config: LedgerConfig) -> Result<(Arc<Self>, Appender<S>), LedgerError> {
         validate_server_name(&config.server_name)?;
         let keys = KeyStore::open(&config.key_dir)?;
-        Ok(Self {
+        let ledger = Arc::new(Self {
             store,
             config,
             keys,
@@ -205,11 +226,15 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             checkpoints: Arc::new(CheckpointCache::default()),
             rotating: Mutex::new(()),
             creating: Mutex::new(()),
-        })
+        });
+        let appender = Appender {
+            ledger: ledger.clone(),
+        };
+        Ok((ledger, appender))
     }
 
-    /// The storage backend (read-only use by callers).
-    pub fn store(&self) -> &S {
+    /// The storage backend, for reads only.
+    pub fn reader(&self) -> &impl LedgerReader {
         &self.store
     }
 
@@ -217,14 +242,27 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
     pub fn server_name(&self) -> &str {
         &self.config.server_name
     }
+}
+
+impl<S: LedgerWriter + Clone> Appender<S> {
+    /// The ledger this appender writes to.
+    pub fn ledger(&self) -> &Arc<Ledger<S>> {
+        &self.ledger
+    }
+
+    /// The storage backend, with write access: erasure, compaction and cross-server locks.
+    pub fn store(&self) -> &S {
+        &self.ledger.store
+    }
 
     /// Creates a tenant with its three logs, their keys and their empty-tree checkpoints.
     pub async fn create_tenant(&self, tenant: &TenantName) -> Result<Vec<LogInfo>, LedgerError> {
-        let _guard = self.creating.lock().await;
+        let ledger = &*self.ledger;
+        let _guard = ledger.creating.lock().await;
         // Key files are written before the tenant's rows: another server must not be creating
         // the same tenant meanwhile (its keys would replace these).
-        let _no_other_server_creates = self.store.lock(custody_store::TENANTS_LOCK).await?;
-        match self.store.logs(tenant).await {
+        let _no_other_server_creates = ledger.store.lock(custody_store::TENANTS_LOCK).await?;
+        match ledger.store.logs(tenant).await {
             Ok(_) => {
                 return Err(LedgerError::Conflict(format!(
                     "tenant {tenant} already exists"
@@ -235,8 +273,8 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         }
         let mut logs = Vec::new();
         for log in LogName::ALL {
-            let origin = origin(&self.config.server_name, tenant, log);
-            let signer = self.keys.create(tenant, log, &origin)?;
+            let origin = origin(&ledger.config.server_name, tenant, log);
+            let signer = ledger.keys.create(tenant, log, &origin)?;
             let checkpoint = sign_checkpoint(&signer, &origin, 0, merkle::empty_root())?;
             logs.push((
                 LogRecord {
@@ -250,7 +288,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 checkpoint,
             ));
         }
-        self.store.create_tenant(tenant, logs.clone()).await?;
+        ledger.store.create_tenant(tenant, logs.clone()).await?;
         tracing::info!(%tenant, "tenant created");
         Ok(logs
             .into_iter()
@@ -258,6 +296,68 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             .collect())
     }
 
+    /// Validates, seals and prepares entries for a log: receive time, ids, fresh salts and
+    /// commitments. Pure CPU work done on the caller's task, so the sequencer only orders.
+    pub fn prepare(
+        &self,
+        key: &LogKey,
+        inputs: &[EntryInput],
+    ) -> Result<Vec<PreparedEntry>, LedgerError> {
+        self.ledger.prepare(key, inputs)
+    }
+
+    /// Appends entries atomically (all or none) and returns once they are durable and covered
+    /// by a signed checkpoint.
+    pub async fn append(
+        &self,
+        key: &LogKey,
+        inputs: &[EntryInput],
+    ) -> Result<AppendOutcome, LedgerError> {
+        if inputs.is_empty() {
+            return Err(LedgerError::Invalid(ValidationError::one(
+                "",
+                "no entries to append",
+            )));
+        }
+        let prepared = self.ledger.prepare(key, inputs)?;
+        self.ledger.append_prepared(key, prepared, Vec::new()).await
+    }
+
+    /// Appends entries already prepared by [`Appender::prepare`].
+    pub async fn append_prepared(
+        &self,
+        key: &LogKey,
+        entries: Vec<PreparedEntry>,
+    ) -> Result<AppendOutcome, LedgerError> {
+        self.ledger.append_prepared(key, entries, Vec::new()).await
+    }
+
+    /// Appends prepared entries together with the principal and token changes they record, in
+    /// one transaction: either the entries and the changes are durable, or neither is. The
+    /// request is committed in a batch of its own.
+    pub async fn append_recording(
+        &self,
+        key: &LogKey,
+        entries: Vec<PreparedEntry>,
+        access: Vec<AccessChange>,
+    ) -> Result<AppendOutcome, LedgerError> {
+        self.ledger.append_prepared(key, entries, access).await
+    }
+
+    /// Switches a log to a new signing key. The announcement, a `key.rotated` entry naming the
+    /// old and new verifier keys, is committed alone and signed with the old key, so whoever
+    /// pinned the old key can prove the new one; every later checkpoint is signed with the new
+    /// key. `actor` is who asked.
+    pub async fn rotate_key(
+        &self,
+        key: &LogKey,
+        actor: custody_core::envelope::Actor,
+    ) -> Result<KeyRotation, LedgerError> {
+        self.ledger.rotate_key(key, actor).await
+    }
+}
+
+impl<S: LedgerWriter + Clone> Ledger<S> {
     /// Every tenant.
     pub async fn tenants(&self) -> Result<Vec<TenantName>, LedgerError> {
         Ok(self.store.tenants().await?)
@@ -290,9 +390,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
             .ok_or_else(|| LedgerError::NotFound(format!("log {}/{}", key.tenant, key.log)))
     }
 
-    /// Validates, seals and prepares entries for a log: receive time, ids, fresh salts and
-    /// commitments. Pure CPU work done on the caller's task, so the sequencer only orders.
-    pub fn prepare(
+    fn prepare(
         &self,
         key: &LogKey,
         inputs: &[EntryInput],
@@ -347,28 +445,11 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         }
     }
 
-    /// Appends entries atomically (all or none) and returns once they are durable and covered
-    /// by a signed checkpoint.
-    pub async fn append(
-        &self,
-        key: &LogKey,
-        inputs: &[EntryInput],
-    ) -> Result<AppendOutcome, LedgerError> {
-        if inputs.is_empty() {
-            return Err(LedgerError::Invalid(ValidationError::one(
-                "",
-                "no entries to append",
-            )));
-        }
-        let prepared = self.prepare(key, inputs)?;
-        self.append_prepared(key, prepared).await
-    }
-
-    /// Appends entries already prepared by [`Ledger::prepare`].
-    pub async fn append_prepared(
+    async fn append_prepared(
         &self,
         key: &LogKey,
         entries: Vec<PreparedEntry>,
+        access: Vec<AccessChange>,
     ) -> Result<AppendOutcome, LedgerError> {
         let handle = self.sequencer(key).await?;
         let (reply, rx) = oneshot::channel();
@@ -378,6 +459,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 entries,
                 reply,
                 rotate_to: None,
+                access,
             })
             .await
             .map_err(|_| LedgerError::Unavailable("the log is shutting down".into()))?;
@@ -462,11 +544,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         found.iter().map(rotation_of).collect()
     }
 
-    /// Switches a log to a new signing key. The announcement, a `key.rotated` entry naming the
-    /// old and new verifier keys, is committed alone and signed with the old key, so whoever
-    /// pinned the old key can prove the new one; every later checkpoint is signed with the new
-    /// key. `actor` is who asked.
-    pub async fn rotate_key(
+    async fn rotate_key(
         &self,
         key: &LogKey,
         actor: custody_core::envelope::Actor,
@@ -507,6 +585,7 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
                 entries,
                 reply,
                 rotate_to: Some(Arc::new(next)),
+                access: Vec::new(),
             })
             .await
             .map_err(|_| LedgerError::Unavailable("the log is shutting down".into()))?;
@@ -545,6 +624,16 @@ impl<S: LedgerWriter + Clone> Ledger<S> {
         let cp = self.store.latest_checkpoint(key).await?;
         self.checkpoints.advance(key, &cp);
         Ok(cp)
+    }
+
+    /// Hashes of complete subtrees, in the order asked (`None` where not stored): the raw
+    /// material of hash tiles.
+    pub async fn nodes(
+        &self,
+        key: &LogKey,
+        subtrees: &[merkle::Subtree],
+    ) -> Result<Vec<Option<Hash>>, LedgerError> {
+        Ok(self.store.nodes(key, subtrees).await?)
     }
 
     /// The latest signed checkpoint.

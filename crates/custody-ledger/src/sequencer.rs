@@ -18,7 +18,8 @@ use custody_core::envelope::SealedEntry;
 use custody_core::merkle::{self, Frontier, Hash, Subtree};
 use custody_core::note::NoteSigner;
 use custody_store::{
-    AppendBatch, EntryIndexFields, LedgerWriter, LogKey, NewEntry, StoredCheckpoint, StoredPayload,
+    AccessChange, AppendBatch, EntryIndexFields, LedgerWriter, LogKey, NewEntry, StoredCheckpoint,
+    StoredPayload,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -54,6 +55,16 @@ pub(crate) struct AppendRequest {
     /// A key rotation: the entries (the announcement) are committed alone, signed with the
     /// current key, and every later checkpoint is signed with this one.
     pub rotate_to: Option<Arc<NoteSigner>>,
+    /// Principal and token changes the entries record, committed in the same transaction.
+    /// Such a request is committed alone, so a change the store refuses fails only it.
+    pub access: Vec<AccessChange>,
+}
+
+impl AppendRequest {
+    /// Whether the request must be committed in a batch of its own.
+    fn goes_alone(&self) -> bool {
+        self.rotate_to.is_some() || !self.access.is_empty()
+    }
 }
 
 /// The handle the ledger keeps for a running sequencer.
@@ -164,12 +175,17 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                 self.rotate(first).await;
                 continue;
             }
+            if first.goes_alone() {
+                self.commit(vec![first]).await;
+                continue;
+            }
             let mut count = first.entries.len();
             let mut batch = vec![first];
             while count < MAX_BATCH_ENTRIES {
                 match rx.try_recv() {
-                    // A rotation waits for the batch before it, and goes alone.
-                    Ok(r) if r.rotate_to.is_some() => {
+                    // A rotation or an access change waits for the batch before it, and goes
+                    // alone.
+                    Ok(r) if r.goes_alone() => {
                         held = Some(r);
                         break;
                     }
@@ -289,8 +305,17 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
             plans.push(planned);
         }
 
+        let access: Vec<AccessChange> = requests
+            .iter()
+            .flat_map(|r| r.access.iter().cloned())
+            .collect();
+        if !access.is_empty() && new_entries.is_empty() {
+            return Err(Attempt::Failed(LedgerError::Conflict(
+                "a change of principals or tokens must be recorded by a new entry".into(),
+            )));
+        }
         if !new_entries.is_empty() {
-            self.publish(frontier, new_entries, nodes).await?;
+            self.publish(frontier, new_entries, nodes, access).await?;
         }
 
         Ok(plans
@@ -424,7 +449,9 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
         frontier: Frontier,
         entries: Vec<NewEntry>,
         nodes: Vec<(Subtree, Hash)>,
+        access: Vec<AccessChange>,
     ) -> Result<(), Attempt> {
+        let changes_access = !access.is_empty();
         let old_size = self.frontier.size();
         let new_size = frontier.size();
         let root = frontier.root();
@@ -450,6 +477,7 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                 entries,
                 nodes,
                 checkpoint: stored.clone(),
+                access,
             })
             .await;
         if let Err(e) = written {
@@ -464,6 +492,10 @@ impl<S: LedgerWriter + Clone> Sequencer<S> {
                     self.reload().await?;
                     if self.frontier.size() != old_size {
                         Attempt::Moved
+                    } else if changes_access {
+                        // The log did not move: the store refused a principal or token change
+                        // (an id already taken), and with it the whole batch.
+                        Attempt::Failed(LedgerError::Conflict(m))
                     } else {
                         Attempt::Failed(LedgerError::Unavailable(format!(
                             "log state changed during the write: {m}"

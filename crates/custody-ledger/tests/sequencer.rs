@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use custody_core::envelope::{EntryInput, LogName, TenantName};
 use custody_core::merkle;
-use custody_ledger::{Ledger, LedgerConfig, LedgerError};
-use custody_store::{LedgerReader, LogKey};
+use custody_ledger::{Appender, Ledger, LedgerConfig, LedgerError};
+use custody_store::{AccessChange, AuthStore, LedgerReader, LogKey, PrincipalRow, TokenRow};
 use custody_store_sqlite::SqliteStore;
 use serde_json::json;
 
-async fn ledger(dir: &std::path::Path) -> Ledger<SqliteStore> {
+async fn ledger(dir: &std::path::Path) -> (Arc<Ledger<SqliteStore>>, Appender<SqliteStore>) {
     let store = SqliteStore::open(dir.join("custody.db")).await.unwrap();
-    Ledger::new(
+    Ledger::open(
         store,
         LedgerConfig {
             server_name: "test.local".into(),
@@ -43,12 +43,13 @@ fn key() -> LogKey {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_commits_and_every_checkpoint_is_consistent() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(ledger(dir.path()).await);
-    ledger.create_tenant(&key().tenant).await.unwrap();
+    let (ledger, appender) = ledger(dir.path()).await;
+    let appender = Arc::new(appender);
+    appender.create_tenant(&key().tenant).await.unwrap();
     let tasks: Vec<_> = (0..200)
         .map(|n| {
-            let ledger = ledger.clone();
-            tokio::spawn(async move { ledger.append(&key(), &[entry(n)]).await.unwrap() })
+            let appender = appender.clone();
+            tokio::spawn(async move { appender.append(&key(), &[entry(n)]).await.unwrap() })
         })
         .collect();
     let mut sizes = Vec::new();
@@ -64,7 +65,7 @@ async fn concurrent_appends_share_commits_and_every_checkpoint_is_consistent() {
         "200 concurrent appends were committed one by one: group commit is not batching"
     );
     // Every signed checkpoint is stored and consistent with the final tree.
-    let store = ledger.store();
+    let store = ledger.reader();
     let last = store.latest_checkpoint(&key()).await.unwrap();
     assert_eq!(last.size, 200);
     for size in sizes.iter().copied().filter(|s| *s < 200) {
@@ -79,10 +80,10 @@ async fn concurrent_appends_share_commits_and_every_checkpoint_is_consistent() {
 async fn a_tree_that_storage_contradicts_is_never_signed() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let ledger = ledger(dir.path()).await;
-        ledger.create_tenant(&key().tenant).await.unwrap();
+        let (ledger, appender) = ledger(dir.path()).await;
+        appender.create_tenant(&key().tenant).await.unwrap();
         for n in 0..5 {
-            ledger.append(&key(), &[entry(n)]).await.unwrap();
+            appender.append(&key(), &[entry(n)]).await.unwrap();
         }
         ledger.shutdown().await;
     }
@@ -98,10 +99,91 @@ async fn a_tree_that_storage_contradicts_is_never_signed() {
     assert_eq!(changed, 1, "only the governance log has entries");
     drop(db);
 
-    let ledger = ledger(dir.path()).await;
-    let before = ledger.store().latest_checkpoint(&key()).await.unwrap();
-    let err = ledger.append(&key(), &[entry(99)]).await.unwrap_err();
+    let (ledger, appender) = ledger(dir.path()).await;
+    let before = ledger.reader().latest_checkpoint(&key()).await.unwrap();
+    let err = appender.append(&key(), &[entry(99)]).await.unwrap_err();
     assert!(matches!(err, LedgerError::Corrupt(_)), "{err:?}");
-    let after = ledger.store().latest_checkpoint(&key()).await.unwrap();
+    let after = ledger.reader().latest_checkpoint(&key()).await.unwrap();
     assert_eq!(after, before, "nothing was signed or written");
+}
+
+fn principal(id: &str) -> PrincipalRow {
+    PrincipalRow {
+        id: id.into(),
+        tenant: Some("acme".into()),
+        kind: "user".into(),
+        name: format!("Name of {id}"),
+        roles: "auditor".into(),
+        created_micros: 0,
+    }
+}
+
+fn token(id: &str, principal: &str) -> TokenRow {
+    TokenRow {
+        id: id.into(),
+        principal_id: principal.into(),
+        secret_hash: [7; 32],
+        created_micros: 0,
+        expires_micros: i64::MAX,
+        revoked_micros: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_change_commits_with_its_record_and_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, appender) = ledger(dir.path()).await;
+    let appender = Arc::new(appender);
+    appender.create_tenant(&key().tenant).await.unwrap();
+    let recorded = appender
+        .append_recording(
+            &key(),
+            appender.prepare(&key(), &[entry(1)]).unwrap(),
+            vec![
+                AccessChange::AddPrincipal(principal("p-one")),
+                AccessChange::AddToken(token("t-one", "p-one")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded.results[0].index, 0);
+    assert!(
+        ledger
+            .reader()
+            .latest_checkpoint(&key())
+            .await
+            .unwrap()
+            .size
+            >= 1
+    );
+
+    // Plain appends queued around a refused change are committed; the change and its record
+    // are not.
+    let plain: Vec<_> = (10..60)
+        .map(|n| {
+            let appender = appender.clone();
+            tokio::spawn(async move { appender.append(&key(), &[entry(n)]).await })
+        })
+        .collect();
+    let refused = appender
+        .append_recording(
+            &key(),
+            appender.prepare(&key(), &[entry(2)]).unwrap(),
+            vec![
+                AccessChange::AddPrincipal(principal("p-two")),
+                AccessChange::AddToken(token("t-one", "p-two")),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, LedgerError::Conflict(_)), "{refused:?}");
+    for t in plain {
+        t.await
+            .unwrap()
+            .expect("plain appends are not failed by another request's change");
+    }
+    let store = ledger.reader();
+    assert_eq!(store.latest_checkpoint(&key()).await.unwrap().size, 51);
+    assert!(appender.store().principal("p-one").await.unwrap().is_some());
+    assert!(appender.store().principal("p-two").await.unwrap().is_none());
 }

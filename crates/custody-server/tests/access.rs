@@ -591,3 +591,97 @@ async fn tokens_are_shown_once_stored_hashed_and_revocable() {
     );
     assert!(p.detail.contains("admin"), "{}", p.detail);
 }
+
+/// The names of the principals of `tenant`, and the principal ids its governance log records
+/// as created.
+async fn principals_and_records(s: &TestServer, tenant: &str) -> (Vec<String>, Vec<String>) {
+    let names = s
+        .client
+        .principals(tenant)
+        .await
+        .unwrap()
+        .principals
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let listed = s
+        .client
+        .list(
+            tenant,
+            "governance",
+            &custody_client::ListQuery {
+                entry_type: Some("principal.created".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let recorded = listed
+        .entries
+        .iter()
+        .map(|e| e.envelope["subject"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    (names, recorded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_and_its_record_commit_together_or_not_at_all() {
+    let s = start().await;
+    s.create_tenant(T).await;
+    let create = |name: &str| {
+        let body = api::CreatePrincipal {
+            kind: "user".into(),
+            name: name.into(),
+            roles: vec!["auditor".into()],
+            expires_in_days: None,
+        };
+        let client = s.client.clone();
+        async move { client.create_principal(T, &body).await }
+    };
+    let made = create("Before Any Fault").await.unwrap();
+    let (names, recorded) = principals_and_records(&s, T).await;
+    assert_eq!(names, ["Before Any Fault"]);
+    assert_eq!(recorded, [made.principal.id.clone()]);
+
+    // A fault in the database at each step of the write, injected with a trigger on the real
+    // store the server is running on: the record, the principal row, the token row.
+    let db = rusqlite::Connection::open(&s.db_path).unwrap();
+    for (table, when) in [
+        ("entries", "NEW.entry_type = 'principal.created'"),
+        ("entries", "NEW.entry_type = 'token.issued'"),
+        ("principals", "1"),
+        ("tokens", "1"),
+    ] {
+        db.execute_batch(&format!(
+            "CREATE TRIGGER injected_fault BEFORE INSERT ON {table} WHEN {when}
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+        ))
+        .unwrap();
+        let failed = create("Never Created").await;
+        assert!(
+            failed.is_err(),
+            "a fault inserting into {table} when {when} was not reported"
+        );
+        db.execute_batch("DROP TRIGGER injected_fault").unwrap();
+        let (names, recorded) = principals_and_records(&s, T).await;
+        assert_eq!(
+            names,
+            ["Before Any Fault"],
+            "fault in {table} when {when}: a principal exists without its record"
+        );
+        assert_eq!(
+            recorded,
+            [made.principal.id.clone()],
+            "fault in {table} when {when}: a record exists without its principal"
+        );
+    }
+    // The store is sound afterwards: the next principal commits with its records and works.
+    let after = create("After The Faults").await.unwrap();
+    let (names, recorded) = principals_and_records(&s, T).await;
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(recorded, [made.principal.id, after.principal.id]);
+    let c = custody_client::Client::new(&s.base)
+        .unwrap()
+        .with_token(&after.token.token);
+    assert_eq!(c.whoami().await.unwrap().tenant.as_deref(), Some(T));
+}

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::start;
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
-const ROUTES_RS: &str = include_str!("../src/routes.rs");
+const ROUTER_RS: &str = include_str!("../src/router.rs");
 
 /// The committed document: `serde_json::to_string_pretty(&openapi())` plus a final newline.
 fn generated() -> String {
@@ -40,21 +40,21 @@ fn committed_openapi_document_is_current() {
     }
 }
 
-/// Every `.route(path, methods)` in `routes.rs`, read from the source so that a route added
+/// Every `.route(path, methods)` in `router.rs`, read from the source so that a route added
 /// there is checked here without editing this test: path (with `{log}` expanded) to methods.
 fn routes_in_source() -> BTreeMap<String, BTreeSet<String>> {
-    let log_prefix = ROUTES_RS
+    let log_prefix = ROUTER_RS
         .split_once("let log = \"")
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(prefix, _)| prefix)
-        .expect("`let log = \"...\"` in routes.rs");
+        .expect("`let log = \"...\"` in router.rs");
     let mut out = BTreeMap::new();
-    for (start, _) in ROUTES_RS.match_indices(".route(") {
+    for (start, _) in ROUTER_RS.match_indices(".route(") {
         // The call's arguments: up to the parenthesis that closes `.route(`.
         let args_start = start + ".route(".len();
         let mut depth = 1;
         let mut end = args_start;
-        for (i, c) in ROUTES_RS[args_start..].char_indices() {
+        for (i, c) in ROUTER_RS[args_start..].char_indices() {
             match c {
                 '(' => depth += 1,
                 ')' => depth -= 1,
@@ -65,7 +65,7 @@ fn routes_in_source() -> BTreeMap<String, BTreeSet<String>> {
                 break;
             }
         }
-        let args = &ROUTES_RS[args_start..end];
+        let args = &ROUTER_RS[args_start..end];
         let literal = args
             .split_once('"')
             .and_then(|(_, rest)| rest.split_once('"'))
@@ -129,7 +129,7 @@ async fn served_openapi_document_is_openapi_3_and_covers_every_route() {
     ] {
         assert!(
             routes.contains_key(known),
-            "routes.rs parse missed {known}: {routes:?}"
+            "router.rs parse missed {known}: {routes:?}"
         );
     }
     assert_eq!(

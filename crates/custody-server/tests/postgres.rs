@@ -76,7 +76,7 @@ async fn api_on_postgres_classifies_database_errors() {
     let store = PostgresStore::connect(&db_url).await.expect("connect");
     let (_, token) = common::superuser(&store).await;
     let dir = tempfile::tempdir().expect("dir");
-    let ledger = Ledger::new(
+    let (_, appender) = Ledger::open(
         store,
         LedgerConfig {
             server_name: common::SERVER_NAME.into(),
@@ -88,7 +88,7 @@ async fn api_on_postgres_classifies_database_errors() {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(custody_server::serve(
         listener,
-        Arc::new(ledger),
+        Arc::new(custody_governance::Governance::new(appender)),
         custody_server::ServeOptions::default(),
         std::future::pending(),
     ));

@@ -25,9 +25,9 @@ use std::sync::{Arc, RwLock};
 use custody_core::envelope::{LogName, TenantName};
 use custody_core::merkle::{Hash, Subtree};
 use custody_store::{
-    AppendBatch, AuthStore, EntryFilter, ExistingEntry, LedgerReader, LedgerWriter, LockGuard,
-    LogKey, LogRecord, PayloadHolder, PrincipalRow, StoreError, StoreResult, StoredCheckpoint,
-    StoredEntry, StoredPayload, TokenRow,
+    AccessChange, AppendBatch, AuthStore, EntryFilter, ExistingEntry, LedgerReader, LedgerWriter,
+    LockGuard, LogKey, LogRecord, PayloadHolder, PrincipalRow, StoreError, StoreResult,
+    StoredCheckpoint, StoredEntry, StoredPayload, TokenRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use sha2::{Digest, Sha256};
@@ -41,6 +41,7 @@ use uuid::Uuid;
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_ledger.sql")),
     (2, include_str!("../migrations/0002_row_security.sql")),
+    (3, include_str!("../migrations/0003_tenant_tokens.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations when several servers start at once.
@@ -1016,6 +1017,7 @@ impl LedgerWriter for PostgresStore {
                 None => return Err(StoreError::Corrupt("log has no checkpoint".into())),
             };
             batch.check_extends(stored as u64)?;
+            batch.check_access()?;
             let aborted = |r: &Result<u64, tokio_postgres::Error>| {
                 matches!(r, Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
             };
@@ -1040,6 +1042,9 @@ impl LedgerWriter for PostgresStore {
                     (StoreError::Conflict(_), Some(m)) => StoreError::Corrupt(m.into()),
                     (other, _) => other,
                 });
+            }
+            for change in &batch.access {
+                apply_access_change(tx, batch.key.tenant.as_str(), change).await?;
             }
             Ok(())
         })
@@ -1190,6 +1195,57 @@ async fn insert_principal(tx: &Transaction<'_>, p: &PrincipalRow) -> StoreResult
         other => other,
     })?;
     Ok(())
+}
+
+/// Applies one access change of a batch of `tenant`'s log, inside the batch's transaction
+/// (tenant-scoped: row-level security admits only this tenant's principals and their tokens).
+async fn apply_access_change(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    change: &AccessChange,
+) -> StoreResult<()> {
+    match change {
+        AccessChange::AddPrincipal(p) => insert_principal(tx, p).await,
+        AccessChange::AddToken(t) => {
+            principal_of_tenant(tx, &t.principal_id, tenant).await?;
+            insert_token(tx, t).await
+        }
+        AccessChange::RevokeToken { id, at_micros } => {
+            let owner =
+                cached_query_opt(tx, "SELECT principal_id FROM tokens WHERE id = $1", &[id])
+                    .await
+                    .map_err(db)?
+                    .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+            let owner: String = get(&owner, 0)?;
+            principal_of_tenant(tx, &owner, tenant).await?;
+            cached_execute(
+                tx,
+                "UPDATE tokens SET revoked_us = $2 WHERE id = $1 AND revoked_us IS NULL",
+                &[id, at_micros],
+            )
+            .await
+            .map_err(db)?;
+            Ok(())
+        }
+    }
+}
+
+/// `NotFound` unless principal `id` belongs to `tenant`.
+async fn principal_of_tenant(tx: &Transaction<'_>, id: &str, tenant: &str) -> StoreResult<()> {
+    let row = cached_query_opt(tx, "SELECT tenant FROM principals WHERE id = $1", &[&id])
+        .await
+        .map_err(db)?;
+    let owner: Option<String> = match &row {
+        Some(r) => get(r, 0)?,
+        None => None,
+    };
+    if owner.as_deref() == Some(tenant) {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!(
+            "principal {id} in tenant {tenant}"
+        )))
+    }
 }
 
 async fn insert_token(tx: &Transaction<'_>, t: &TokenRow) -> StoreResult<()> {

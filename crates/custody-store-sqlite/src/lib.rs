@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use custody_core::envelope::{LogName, TenantName};
 use custody_core::merkle::{Hash, Subtree};
 use custody_store::{
-    AppendBatch, AuthStore, EntryFilter, ExistingEntry, LedgerReader, LedgerWriter, LogKey,
-    LogRecord, PayloadHolder, PrincipalRow, StoreError, StoreResult, StoredCheckpoint, StoredEntry,
-    StoredPayload, TokenRow,
+    AccessChange, AppendBatch, AuthStore, EntryFilter, ExistingEntry, LedgerReader, LedgerWriter,
+    LogKey, LogRecord, PayloadHolder, PrincipalRow, StoreError, StoreResult, StoredCheckpoint,
+    StoredEntry, StoredPayload, TokenRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -718,6 +718,10 @@ impl LedgerWriter for SqliteStore {
                 .map_err(unavailable)?;
             let current = latest_checkpoint(&tx, log_id)?;
             batch.check_extends(current.size)?;
+            batch.check_access()?;
+            for change in &batch.access {
+                apply_access_change(&tx, batch.key.tenant.as_str(), change)?;
+            }
             {
                 let mut ins_entry = tx
                     .prepare_cached(
@@ -884,6 +888,49 @@ fn insert_principal(conn: &Connection, p: &PrincipalRow) -> StoreResult<()> {
         other => other,
     })?;
     Ok(())
+}
+
+/// Applies one access change of a batch of `tenant`'s log, inside the batch's transaction.
+fn apply_access_change(conn: &Connection, tenant: &str, change: &AccessChange) -> StoreResult<()> {
+    match change {
+        AccessChange::AddPrincipal(p) => insert_principal(conn, p),
+        AccessChange::AddToken(t) => {
+            principal_of_tenant(conn, &t.principal_id, tenant)?;
+            insert_token(conn, t)
+        }
+        AccessChange::RevokeToken { id, at_micros } => {
+            let owner: Option<String> = conn
+                .query_row("SELECT principal_id FROM tokens WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(unavailable)?;
+            let owner = owner.ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+            principal_of_tenant(conn, &owner, tenant)?;
+            conn.execute(
+                "UPDATE tokens SET revoked_us = ?2 WHERE id = ?1 AND revoked_us IS NULL",
+                params![id, at_micros],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        }
+    }
+}
+
+/// `NotFound` unless principal `id` belongs to `tenant`.
+fn principal_of_tenant(conn: &Connection, id: &str, tenant: &str) -> StoreResult<()> {
+    let found: Option<Option<String>> = conn
+        .query_row("SELECT tenant FROM principals WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(unavailable)?;
+    match found {
+        Some(Some(t)) if t == tenant => Ok(()),
+        _ => Err(StoreError::NotFound(format!(
+            "principal {id} in tenant {tenant}"
+        ))),
+    }
 }
 
 fn insert_token(conn: &Connection, t: &TokenRow) -> StoreResult<()> {

@@ -33,9 +33,9 @@ use custody_core::merkle::{self, Frontier, Hash, Subtree};
 use uuid::Uuid;
 
 use crate::{
-    AppendBatch, AuthStore, EntryFilter, EntryIndexFields, ExistingEntry, LedgerReader,
-    LedgerWriter, LogKey, LogRecord, NewEntry, PayloadHolder, PrincipalRow, StoreError,
-    StoreResult, StoredCheckpoint, StoredEntry, StoredPayload, TokenRow,
+    AccessChange, AppendBatch, AuthStore, EntryFilter, EntryIndexFields, ExistingEntry,
+    LedgerReader, LedgerWriter, LogKey, LogRecord, NewEntry, PayloadHolder, PrincipalRow,
+    StoreError, StoreResult, StoredCheckpoint, StoredEntry, StoredPayload, TokenRow,
 };
 
 /// The names of every case, in the order [`run_all`] runs them.
@@ -65,6 +65,7 @@ pub const CASES: &[&str] = &[
     "payloads_are_listed_and_erased",
     "every_signed_checkpoint_is_listed",
     "principals_and_tokens",
+    "access_changes_commit_with_their_batch",
     "verifier_key_is_replaced",
 ];
 
@@ -217,6 +218,9 @@ where
                 Box::pin(every_signed_checkpoint_is_listed(&fresh))
             }
             "principals_and_tokens" => Box::pin(principals_and_tokens(&fresh)),
+            "access_changes_commit_with_their_batch" => {
+                Box::pin(access_changes_commit_with_their_batch(&fresh))
+            }
             "verifier_key_is_replaced" => Box::pin(verifier_key_is_replaced(&fresh)),
             other => Box::pin(async move {
                 panic!("case {other:?} is listed in CASES but run_all has no implementation of it")
@@ -447,6 +451,7 @@ impl LogModel {
                 root,
                 note: note(&self.record.origin, frontier.size(), &root, "batch"),
             },
+            access: Vec::new(),
         }
     }
 
@@ -2839,6 +2844,163 @@ where
         Some(T0 + 7),
         "the first revocation time is kept"
     );
+}
+
+async fn access_changes_commit_with_their_batch<S, F, Fut>(fresh: &F)
+where
+    S: LedgerWriter + AuthStore + Clone,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = fresh().await;
+    let mut logs = create(&store, "access-changes").await;
+    create(&store, "elsewhere").await;
+    let gov = &mut logs[0];
+    gov.append(&store, numbered(1..=1)).await;
+    let size = |store: S, key: LogKey| async move {
+        ok(store.latest_checkpoint(&key).await, "latest_checkpoint").size
+    };
+
+    let carol = principal_row("p-carol", Some("access-changes"));
+    let mut batch = gov.next_batch(numbered(2..=3));
+    batch.access = vec![
+        AccessChange::AddPrincipal(carol.clone()),
+        AccessChange::AddToken(token_row("t-carol", "p-carol", T0)),
+    ];
+    ok(
+        store.append_batch(batch.clone()).await,
+        "append_batch with a principal and its token",
+    );
+    gov.accept(&batch);
+    assert_eq!(
+        ok(store.principal("p-carol").await, "principal"),
+        Some(carol.clone()),
+        "the principal committed with its entries"
+    );
+    assert_eq!(
+        ok(store.token("t-carol").await, "token"),
+        Some((token_row("t-carol", "p-carol", T0), carol.clone())),
+        "the token committed with its entries"
+    );
+
+    // A failure in any access change rolls back the whole batch: entries and principal alike.
+    let refused: [(Vec<AccessChange>, &[&str], &str); 5] = [
+        (
+            vec![
+                AccessChange::AddPrincipal(principal_row("p-dave", Some("access-changes"))),
+                AccessChange::AddToken(token_row("t-carol", "p-dave", T0)),
+            ],
+            &["Conflict"],
+            "a principal whose first token reuses an id",
+        ),
+        (
+            vec![AccessChange::AddPrincipal(principal_row(
+                "p-dave",
+                Some("elsewhere"),
+            ))],
+            &["Conflict"],
+            "a principal of another tenant",
+        ),
+        (
+            vec![AccessChange::AddToken(token_row("t-dave", "p-nobody", T0))],
+            &["NotFound"],
+            "a token of no principal",
+        ),
+        (
+            vec![AccessChange::RevokeToken {
+                id: "t-nobody".into(),
+                at_micros: T0,
+            }],
+            &["NotFound"],
+            "revoking an unknown token",
+        ),
+        (
+            vec![AccessChange::AddPrincipal(principal_row("p-dave", None))],
+            &["Conflict"],
+            "a server administrator from a tenant's log",
+        ),
+    ];
+    for (access, want, label) in refused {
+        let mut bad = gov.next_batch(numbered(4..=4));
+        bad.access = access;
+        expect_err(store.append_batch(bad).await, want, label);
+        assert_eq!(
+            size(store.clone(), gov.key().clone()).await,
+            3,
+            "{label}: no entry was written"
+        );
+        assert_eq!(
+            ok(store.principal("p-dave").await, "principal"),
+            None,
+            "{label}: no principal was written"
+        );
+        assert_eq!(
+            ok(store.token("t-dave").await, "token"),
+            None,
+            "{label}: no token was written"
+        );
+    }
+
+    // Another tenant's principal and token are out of reach of this tenant's batches.
+    let eve = principal_row("p-eve", Some("elsewhere"));
+    ok(store.create_principal(eve.clone()).await, "create eve");
+    ok(
+        store.add_token(token_row("t-eve", "p-eve", T0)).await,
+        "token of eve",
+    );
+    for (access, label) in [
+        (
+            AccessChange::AddToken(token_row("t-eve2", "p-eve", T0)),
+            "a token for another tenant's principal",
+        ),
+        (
+            AccessChange::RevokeToken {
+                id: "t-eve".into(),
+                at_micros: T0,
+            },
+            "revoking another tenant's token",
+        ),
+    ] {
+        let mut bad = gov.next_batch(numbered(4..=4));
+        bad.access = vec![access];
+        expect_err(store.append_batch(bad).await, &["NotFound"], label);
+        assert_eq!(size(store.clone(), gov.key().clone()).await, 3, "{label}");
+    }
+    assert_eq!(ok(store.token("t-eve2").await, "token"), None);
+    assert_eq!(
+        ok(store.token("t-eve").await, "token").map(|(t, _)| t.revoked_micros),
+        Some(None),
+        "another tenant's token stays valid"
+    );
+
+    // Revocation commits with its record; a second one keeps the first time.
+    for (n, at) in [(4, T0 + 7), (5, T0 + 9)] {
+        let mut batch = gov.next_batch(numbered(n..=n));
+        batch.access = vec![AccessChange::RevokeToken {
+            id: "t-carol".into(),
+            at_micros: at,
+        }];
+        ok(store.append_batch(batch.clone()).await, "revocation batch");
+        gov.accept(&batch);
+    }
+    assert_eq!(
+        ok(store.token("t-carol").await, "token").map(|(t, _)| t.revoked_micros),
+        Some(Some(T0 + 7)),
+        "the first revocation time is kept"
+    );
+
+    // Access changes never commit on their own.
+    let mut empty = gov.next_batch(Vec::new());
+    empty.access = vec![AccessChange::AddPrincipal(principal_row(
+        "p-frank",
+        Some("access-changes"),
+    ))];
+    expect_err(
+        store.append_batch(empty).await,
+        &["Conflict"],
+        "access changes without entries",
+    );
+    assert_eq!(ok(store.principal("p-frank").await, "principal"), None);
 }
 
 async fn verifier_key_is_replaced<S, F, Fut>(fresh: &F)

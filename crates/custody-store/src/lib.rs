@@ -160,6 +160,29 @@ pub struct AppendBatch {
     pub nodes: Vec<(Subtree, Hash)>,
     /// The checkpoint that covers the log after this batch.
     pub checkpoint: StoredCheckpoint,
+    /// Changes to who may call custody that these entries record (a principal created with
+    /// its first token, a token issued or revoked), committed in the same transaction, so a
+    /// principal never exists without the entry that records its creation, nor the entry
+    /// without the principal.
+    pub access: Vec<AccessChange>,
+}
+
+/// A change to principals or tokens that commits together with the entries recording it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// Creates a principal of the batch's tenant; `Conflict` if its id exists.
+    AddPrincipal(PrincipalRow),
+    /// Adds a token to a principal of the batch's tenant; `Conflict` if its id exists,
+    /// `NotFound` if the principal does not (or belongs to another tenant).
+    AddToken(TokenRow),
+    /// Marks a token of a principal of the batch's tenant revoked at `at_micros`, keeping an
+    /// earlier revocation time if it already was.
+    RevokeToken {
+        /// The token's public id.
+        id: String,
+        /// When.
+        at_micros: i64,
+    },
 }
 
 impl AppendBatch {
@@ -182,6 +205,27 @@ impl AppendBatch {
                 "batch starts at {first} with checkpoint {}, but the log has {stored} entries",
                 self.checkpoint.size
             )));
+        }
+        Ok(())
+    }
+
+    /// Whether every access change names the batch's tenant: a batch of one tenant's log may
+    /// create principals of that tenant only. Checked by every backend before it writes.
+    pub fn check_access(&self) -> StoreResult<()> {
+        if !self.access.is_empty() && self.entries.is_empty() {
+            return Err(StoreError::Conflict(
+                "access changes must commit with the entries that record them".into(),
+            ));
+        }
+        for change in &self.access {
+            if let AccessChange::AddPrincipal(p) = change
+                && p.tenant.as_deref() != Some(self.key.tenant.as_str())
+            {
+                return Err(StoreError::Conflict(format!(
+                    "principal {} is not of tenant {}",
+                    p.id, self.key.tenant
+                )));
+            }
         }
         Ok(())
     }

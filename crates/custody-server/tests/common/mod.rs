@@ -62,7 +62,7 @@ pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
     let db_path = dir.path().join("custody.db");
     let store = SqliteStore::open(&db_path).await.expect("open store");
     let (principal, token) = superuser(&store).await;
-    let ledger = Ledger::new(
+    let (_, appender) = Ledger::open(
         store,
         LedgerConfig {
             server_name: SERVER_NAME.into(),
@@ -75,7 +75,7 @@ pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(custody_server::serve(
         listener,
-        Arc::new(ledger),
+        Arc::new(custody_governance::Governance::new(appender)),
         options,
         async move {
             let _ = rx.await;

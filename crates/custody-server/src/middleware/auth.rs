@@ -6,140 +6,58 @@
 //! answered at once and recorded in the tenant's access log by a background task, so the
 //! recording cannot be timed either.
 
-use std::net::SocketAddr;
-
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use custody_auth::matrix::{self, Action, Gate};
 use custody_auth::{Denial, Principal};
 use custody_core::envelope::LogName;
+use custody_governance::Backend;
 
-use crate::{ApiError, AppState, Backend};
+use crate::caller::{Attempt, Caller, attempt, bearer};
+use crate::error::ApiError;
+use crate::state::AppState;
 
-/// Header carrying the reason for a read (the access log's "why").
-pub const PURPOSE_HEADER: &str = "custody-purpose";
-
-/// The authenticated caller of a request, with what the access log needs to know about it.
-/// Its `Debug` leaves out the source address and user agent (personal data).
-#[derive(Clone)]
-pub struct Caller {
-    /// Who.
-    pub principal: Principal,
-    /// What the route does.
-    pub action: Action,
-    /// Method and route template, e.g. `GET /v1/tenants/{tenant}/trace`.
-    pub route: String,
-    /// The peer's address (personal data: only ever written to a salted payload).
-    pub source: Option<SocketAddr>,
-    /// The client's `User-Agent`.
-    pub user_agent: Option<String>,
-    /// The caller's `X-Request-Id`, if it is a plain token.
-    pub request_id: Option<String>,
-    /// Why it reads, from the `Custody-Purpose` header or the `purpose` parameter.
-    pub purpose: Option<String>,
+fn now_micros() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
 }
 
-/// What is known about a request before its token is checked.
-#[derive(Clone)]
-pub(crate) struct Attempt {
-    pub route: String,
-    pub tenant: Option<String>,
-    pub source: Option<SocketAddr>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    pub purpose: Option<String>,
-}
-
-/// The envelope actor of a principal: what it writes is attributed to it.
-pub(crate) fn principal_actor(p: &Principal) -> custody_core::envelope::Actor {
-    use custody_core::envelope::ActorKind;
-    custody_core::envelope::Actor {
-        kind: match p.kind {
-            custody_auth::PrincipalKind::User => ActorKind::User,
-            custody_auth::PrincipalKind::Service => ActorKind::Service,
-        },
-        id: p.id.clone(),
+/// Records a refused request in the named tenant's access log without delaying the response,
+/// so whether the tenant exists cannot be told from it.
+fn spawn_denial<S: Backend>(
+    st: &AppState<S>,
+    attempt: &Attempt,
+    principal: Option<&Principal>,
+    action: Action,
+    reason: &'static str,
+) {
+    tracing::info!(
+        route = %attempt.route,
+        principal = principal.map(|p| p.id.as_str()).unwrap_or("-"),
+        reason,
+        "request refused"
+    );
+    if attempt.tenant.is_none() {
+        return;
     }
-}
-
-impl Caller {
-    /// The caller as an envelope actor.
-    pub fn actor(&self) -> custody_core::envelope::Actor {
-        principal_actor(&self.principal)
-    }
-}
-
-impl std::fmt::Debug for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller")
-            .field("principal", &self.principal.id)
-            .field("token", &self.principal.token_id)
-            .field("action", &self.action)
-            .field("route", &self.route)
-            .field("purpose", &self.purpose)
-            .finish_non_exhaustive()
-    }
-}
-
-fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect())
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
-/// `purpose` from the header or the query string; a malformed one is refused, not ignored.
-fn purpose(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
-    let from_query = query.and_then(|q| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-            .ok()?
-            .into_iter()
-            .find(|(k, _)| k == "purpose")
-            .map(|(_, v)| v)
-    });
-    let from_header = match headers.get(PURPOSE_HEADER) {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| {
-                    ApiError::field("purpose", "the Custody-Purpose header must be ASCII text")
-                })?
-                .to_owned(),
-        ),
-        None => None,
-    };
-    match from_query.or(from_header) {
-        Some(p)
-            if p.trim().is_empty()
-                || p.chars().count() > 256
-                || p.chars().any(char::is_control) =>
+    let st = st.clone();
+    let attempt = attempt.clone();
+    let principal = principal.cloned();
+    tokio::spawn(async move {
+        if let Err(e) = st
+            .governance()
+            .record_denial(&attempt, principal.as_ref(), action, reason)
+            .await
         {
-            Err(ApiError::field(
-                "purpose",
-                "must be 1-256 characters without control characters, e.g. purpose=quarterly-model-audit",
-            ))
+            tracing::warn!(error = %e, tenant = attempt.tenant.as_deref().unwrap_or(""), "could not record a refused request");
         }
-        other => Ok(other),
-    }
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    header_text(headers, "x-request-id")
-        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+    });
 }
 
 /// The middleware every matched route runs through.
-pub(crate) async fn authorize<S: Backend>(
+pub async fn authorize<S: Backend>(
     State(st): State<AppState<S>>,
     matched: MatchedPath,
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
@@ -179,28 +97,31 @@ pub(crate) async fn authorize<S: Backend>(
     if gate == Gate::Open {
         return next.run(req).await;
     }
-    let headers = req.headers();
-    let purpose = match purpose(headers, req.uri().query()) {
-        Ok(p) => p,
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<crate::tls::Peer>>()
+        .map(|c| c.0.0);
+    let attempt = match attempt(
+        &req,
+        format!("{method} {}", matched.as_str()),
+        tenant,
+        source,
+    ) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let attempt = Attempt {
-        route: format!("{method} {}", matched.as_str()),
-        tenant,
-        source: req
-            .extensions()
-            .get::<ConnectInfo<crate::tls::Peer>>()
-            .map(|c| c.0.0),
-        user_agent: header_text(headers, header::USER_AGENT),
-        request_id: request_id(headers),
-        purpose,
-    };
-    let now = crate::access::now_micros();
+    let headers = req.headers();
+    let now = now_micros();
     let source_key = attempt
         .source
         .map(|s| s.ip().to_string())
         .unwrap_or_default();
-    let principal = match st.auth.authenticate(bearer(headers), now).await {
+    let principal = match st
+        .governance()
+        .auth()
+        .authenticate(bearer(headers), now)
+        .await
+    {
         Ok(Ok(p)) => p,
         Ok(Err(denial)) => {
             // Failed attempts spend the address's allowance; past it, not even the token is
@@ -211,7 +132,7 @@ pub(crate) async fn authorize<S: Backend>(
             {
                 return too_many(wait);
             }
-            crate::access::spawn_denial(&st, &attempt, None, action, denial.code());
+            spawn_denial(&st, &attempt, None, action, denial.code());
             return unauthenticated(denial);
         }
         Err(e) => return ApiError::from(custody_ledger::LedgerError::from(e)).into_response(),
@@ -264,7 +185,7 @@ pub(crate) async fn authorize<S: Backend>(
         },
     };
     if let Some((code, detail)) = refusal {
-        crate::access::spawn_denial(&st, &attempt, Some(&principal), action, code);
+        spawn_denial(&st, &attempt, Some(&principal), action, code);
         return ApiError::forbidden(detail).into_response();
     }
     req.extensions_mut().insert(Caller {

@@ -14,18 +14,18 @@
 //! would serve them to someone the server never authorised or access-logged.
 
 use axum::Extension;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use custody_api as api;
 use custody_core::tiles::{self, TileKind, TilePath};
+use custody_governance::{Backend, Caller, ReadRecord};
 use custody_ledger::LedgerError;
 use custody_store::LogKey;
 
-use crate::access::{Read, record_read};
-use crate::auth::Caller;
-use crate::routes::{ApiResult, log_key, query};
-use crate::{ApiError, AppState, Backend};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{LogPath, Query};
+use crate::state::AppState;
 
 /// `Content-Type` of tiles and bundles (tlog-tiles §"Merkle Tree", §"Log entries").
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -66,7 +66,7 @@ fn tile_path(uri: &Uri, kind: &str) -> ApiResult<TilePath> {
 
 /// A 404 unless the tree of the latest checkpoint has every hash (or entry) of `tile`.
 async fn bounded<S: Backend>(st: &AppState<S>, key: &LogKey, tile: &TilePath) -> ApiResult<()> {
-    let size = st.ledger.checkpoint(key).await?.size;
+    let size = st.ledger().checkpoint(key).await?.size;
     if tile.exists_in(size) {
         Ok(())
     } else {
@@ -93,14 +93,12 @@ fn octets(body: Vec<u8>, tile: &TilePath) -> Response {
 #[utoipa::path(get, path = "/tlog/{tenant}/{log}/checkpoint", operation_id = "tlog_checkpoint",
     params(("tenant" = String, Path), ("log" = String, Path)),
     responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = api::Problem)))]
-pub(crate) async fn checkpoint<S: Backend>(
+pub async fn checkpoint<S: Backend>(
     State(st): State<AppState<S>>,
-    Path((tenant, log)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
+    _: Query<()>,
+    LogPath(key): LogPath,
 ) -> ApiResult<Response> {
-    query(raw, &[])?;
-    let key = log_key(&tenant, &log)?;
-    let note = st.ledger.checkpoint(&key).await?.note;
+    let note = st.ledger().checkpoint(&key).await?.note;
     Ok((
         [
             (
@@ -124,20 +122,18 @@ pub(crate) async fn checkpoint<S: Backend>(
         ("index" = String, Path, description = "Tile index N as x001/x234/067, optionally followed by .p/<W> for a partial tile of width W (1-255)")),
     responses((status = 200, description = "W concatenated 32-byte hashes", content_type = "application/octet-stream"),
         (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-pub(crate) async fn hash_tile<S: Backend>(
+pub async fn hash_tile<S: Backend>(
     State(st): State<AppState<S>>,
-    Path((tenant, log, _, _)): Path<(String, String, String, String)>,
+    _: Query<()>,
+    LogPath(key): LogPath,
     uri: Uri,
-    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    query(raw, &[])?;
-    let key = log_key(&tenant, &log)?;
     let tile = tile_path(&uri, "hashes")?;
     bounded(&st, &key, &tile).await?;
     let subtrees = tile
         .subtrees()
         .ok_or_else(|| ApiError::not_found(format!("{tile} is not in this log")))?;
-    let found = st.ledger.store().nodes(&key, &subtrees).await?;
+    let found = st.ledger().nodes(&key, &subtrees).await?;
     let mut body = Vec::with_capacity(subtrees.len() * tiles::HASH_BYTES);
     for (subtree, hash) in subtrees.iter().zip(found) {
         let hash = hash.ok_or_else(|| {
@@ -160,21 +156,19 @@ pub(crate) async fn hash_tile<S: Backend>(
         ("index" = String, Path, description = "Bundle index N as x001/x234/067, optionally followed by .p/<W> for a partial bundle of W entries (1-255)")),
     responses((status = 200, description = "W entries, each a big-endian uint16 length then that many bytes", content_type = "application/octet-stream"),
         (status = 400, body = api::Problem), (status = 404, body = api::Problem)))]
-pub(crate) async fn entry_bundle<S: Backend>(
+pub async fn entry_bundle<S: Backend>(
     State(st): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path((tenant, log, _)): Path<(String, String, String)>,
+    _: Query<()>,
+    LogPath(key): LogPath,
     uri: Uri,
-    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    query(raw, &[])?;
-    let key = log_key(&tenant, &log)?;
     let tile = tile_path(&uri, "entries")?;
     bounded(&st, &key, &tile).await?;
     let (from, to) = tile
         .leaves()
         .ok_or_else(|| ApiError::not_found(format!("{tile} is not in this log")))?;
-    let entries = st.ledger.export(&key, from, to).await?;
+    let entries = st.ledger().export(&key, from, to).await?;
     let in_order = entries.len() as u64 == to - from
         && entries
             .iter()
@@ -196,21 +190,17 @@ pub(crate) async fn entry_bundle<S: Backend>(
             other => LedgerError::Corrupt(other.to_string()),
         },
     )?;
-    let mut read = Read::about("log", key.log.as_str());
-    read.query = vec![
-        ("from".to_owned(), from.to_string()),
-        ("to".to_owned(), to.to_string()),
-    ];
-    read.returned = entries
-        .iter()
-        .map(|e| {
-            (
-                key.log.as_str().to_owned(),
-                e.id.to_string(),
-                e.leaf_hash.to_hex(),
-            )
-        })
-        .collect();
-    record_read(&st, &caller, &key.tenant, read).await?;
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    let read = ReadRecord::about("log", key.log.as_str())
+        .query([("from", from_text.as_str()), ("to", to_text.as_str())])
+        .leaves(
+            key.log,
+            entries
+                .iter()
+                .map(|e| (e.id.to_string(), e.leaf_hash.to_hex())),
+        );
+    st.governance()
+        .record_read(&caller, &key.tenant, read)
+        .await?;
     Ok(octets(body, &tile))
 }

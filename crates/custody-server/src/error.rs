@@ -1,4 +1,6 @@
-//! RFC 9457 problem responses: the one shape every custody error takes on the wire.
+//! RFC 9457 problem responses: the one shape every custody error takes on the wire. Every
+//! error a handler can meet converts into [`ApiError`] here, and [`ensure_problem`] rewrites
+//! the few responses produced outside the handlers (framework rejections, timeouts).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -198,12 +200,27 @@ impl From<LedgerError> for ApiError {
     }
 }
 
+/// What every handler returns.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<custody_auth::AuthError> for ApiError {
+    fn from(e: custody_auth::AuthError) -> Self {
+        GovernanceError::from(e).into()
+    }
+}
+
 impl From<GovernanceError> for ApiError {
     fn from(e: GovernanceError) -> Self {
         match e {
             GovernanceError::Ledger(l) => l.into(),
             GovernanceError::Invalid(v) => Self::validation(v),
             GovernanceError::NotFound(m) => Self::not_found(m),
+            GovernanceError::Forbidden(m) => Self::forbidden(m),
+            GovernanceError::ForkDetected(m) => Self::conflict(
+                "fork-detected",
+                "The log does not extend your checkpoint",
+                m,
+            ),
             GovernanceError::Conflict(m) => {
                 Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m)
             }

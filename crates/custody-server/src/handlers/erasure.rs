@@ -2,19 +2,15 @@
 //! admin-only; the data subject's identifier is matched against payloads and never logged or
 //! recorded.
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::{Extension, Json};
 use custody_api as api;
 use custody_core::envelope::TenantName;
-use custody_governance::{ErasedPayload, ErasureScope};
+use custody_governance::{Backend, Caller, ErasedPayload, ErasureScope};
 
-use crate::access::now_micros;
-use crate::auth::Caller;
-use crate::principals::json_body;
-use crate::routes::{ApiResult, tenant_name};
-use crate::{AppState, Backend};
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, TenantPath};
+use crate::state::AppState;
 
 /// Runs an erasure as the caller and reports what it erased.
 async fn run<S: Backend>(
@@ -26,7 +22,7 @@ async fn run<S: Backend>(
     dry_run: bool,
 ) -> ApiResult<Json<api::ErasureReport>> {
     let erased = st
-        .governance
+        .governance()
         .erase(tenant, scope, legal_basis, &caller.actor(), dry_run)
         .await?;
     tracing::info!(tenant = %tenant, erased = erased.len(), dry_run, scope = ?scope, "payloads erased");
@@ -57,15 +53,12 @@ fn report(dry_run: bool, erased: Vec<ErasedPayload>) -> api::ErasureReport {
     params(("tenant" = String, Path)), request_body = api::EraseRequest,
     responses((status = 200, body = api::ErasureReport), (status = 400, body = api::Problem),
         (status = 401, body = api::Problem), (status = 403, body = api::Problem), (status = 404, body = api::Problem)))]
-pub(crate) async fn erase_subject<S: Backend>(
+pub async fn erase_subject<S: Backend>(
     State(st): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    TenantPath(tenant): TenantPath,
+    JsonBody(req): JsonBody<api::EraseRequest>,
 ) -> ApiResult<Json<api::ErasureReport>> {
-    let tenant = tenant_name(&tenant)?;
-    let req: api::EraseRequest = json_body(&headers, body).await?;
     let scope = ErasureScope::DataSubject {
         subject: req.data_subject,
         reference: req.reference,
@@ -79,17 +72,14 @@ pub(crate) async fn erase_subject<S: Backend>(
     params(("tenant" = String, Path)), request_body = api::RetentionApply,
     responses((status = 200, body = api::ErasureReport), (status = 400, body = api::Problem),
         (status = 401, body = api::Problem), (status = 403, body = api::Problem), (status = 404, body = api::Problem)))]
-pub(crate) async fn apply_retention<S: Backend>(
+pub async fn apply_retention<S: Backend>(
     State(st): State<AppState<S>>,
     Extension(caller): Extension<Caller>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    TenantPath(tenant): TenantPath,
+    JsonBody(req): JsonBody<api::RetentionApply>,
 ) -> ApiResult<Json<api::ErasureReport>> {
-    let tenant = tenant_name(&tenant)?;
-    let req: api::RetentionApply = json_body(&headers, body).await?;
     let scope = ErasureScope::Retention {
-        now_micros: now_micros(),
+        now_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64,
     };
     run(&st, &caller, &tenant, &scope, &req.legal_basis, req.dry_run).await
 }

@@ -1,7 +1,7 @@
 //! Hardening over real sockets: per-token rate limits, a stricter limit on failed
 //! authentication per address, and a request timeout that covers a stalled body.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! TLS: the server speaks HTTPS with a certificate it is given; a client that trusts the
 //! certificate gets answers, one that does not is refused, and plain HTTP gets nothing.
 
-mod common;
+use crate::common;
 
 use common::start_with;
 use custody_server::{ServeOptions, tls_config};

@@ -1,15 +1,15 @@
 //! The OpenAPI document: served at `GET /v1/openapi.json`, covering every route the router
 //! registers, and committed as `docs/openapi.json` so that API changes show up in review.
-//! `UPDATE_OPENAPI=1 cargo test -p custody-server --test openapi` rewrites the committed copy.
+//! `UPDATE_OPENAPI=1 cargo test -p custody-server --test it openapi` rewrites the committed copy.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::start;
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
-const ROUTER_RS: &str = include_str!("../src/router.rs");
+const ROUTER_RS: &str = include_str!("../../src/router.rs");
 
 /// The committed document: `serde_json::to_string_pretty(&openapi())` plus a final newline.
 fn generated() -> String {
@@ -32,7 +32,7 @@ fn committed_openapi_document_is_current() {
             .unwrap_or_else(|| have.lines().count().min(want.lines().count()));
         panic!(
             "docs/openapi.json differs from the generated document (first at line {}: committed {:?}, generated {:?}).\n\
-             Run `UPDATE_OPENAPI=1 cargo test -p custody-server --test openapi` and commit docs/openapi.json.",
+             Run `UPDATE_OPENAPI=1 cargo test -p custody-server --test it openapi` and commit docs/openapi.json.",
             line + 1,
             have.lines().nth(line).unwrap_or("<end of file>"),
             want.lines().nth(line).unwrap_or("<end of file>"),

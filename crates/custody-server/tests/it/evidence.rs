@@ -4,7 +4,7 @@
 //! history, admit and evidence-pack answers whose every proof is checked here against the
 //! signed checkpoints.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 

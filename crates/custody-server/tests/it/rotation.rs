@@ -3,7 +3,7 @@
 //! the two are proven consistent, and deep verification and the witness check follow the
 //! history.
 
-mod common;
+use crate::common;
 
 use common::{assert_problem, start};
 use custody_core::checkpoint::SignedCheckpoint;

@@ -6,7 +6,7 @@
 //! checkpoints, and its inclusion and consistency proofs must match the `/v1` proofs hash for
 //! hash.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 

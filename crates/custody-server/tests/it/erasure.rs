@@ -2,7 +2,7 @@
 //! record each erasure with its legal basis, keep every checkpoint and proof valid, and leave
 //! no byte of the erased payloads in the database files.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, assert_field, assert_problem, start};
 use custody_api as api;

@@ -2,12 +2,12 @@
 //! custody wrote: keys, DSSE envelopes and in-toto approval statements made in Python are read
 //! and verified here, and the reverse, with tampered payloads refused on both sides.
 //!
-//! The Python interpreter comes from `scripts/py-venv.sh` (a virtual environment with
+//! The Python interpreter is `custody_testkit::python` (a virtual environment with
 //! `cryptography` and `rfc8785` from PyPI). When it cannot be had, these tests fail: an
 //! interop check that quietly skips proves nothing.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use custody_core::dsse::{self, DsseEnvelope};
@@ -22,32 +22,10 @@ use serde_json::Value;
 const VERSION_HASH: &str = "5d41402abc4b2a76b9719d911017c592aa1e5d2c3b1f0e0d9c8b7a6954433221";
 const EVIDENCE: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
-/// The venv interpreter; panics (failing the test) when the environment cannot be made.
-fn python() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/py-venv.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed ({}): {}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(
-        path.is_file(),
-        "py-venv.sh printed {path:?}, which is not an interpreter"
-    );
-    path
-}
-
 /// Runs an inline Python script with `dir` as its argument, failing the test on a non-zero
 /// exit; returns what it printed as JSON.
 fn run_python(script: &str, dir: &Path) -> Value {
-    let out = Command::new(python())
+    let out = Command::new(custody_testkit::python::python())
         .arg("-c")
         .arg(script)
         .arg(dir)

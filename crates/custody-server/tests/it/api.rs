@@ -4,7 +4,7 @@
 //! checked twice: with `custody_core` and with the independent RFC 9162 code in
 //! `common/rfc9162.rs`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

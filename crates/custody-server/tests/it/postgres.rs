@@ -2,10 +2,10 @@
 //! errors classified the same way (a duplicate is 409; a database that cannot be reached is
 //! 503 with Retry-After), and no PostgreSQL text in any answer.
 //!
-//! Needs the throwaway cluster `scripts/test.sh` starts (`CUSTODY_PG_URL`); without it the
-//! test says so and passes unless `CUSTODY_REQUIRE_PG` is set.
+//! Runs on the cluster of `custody_testkit::postgres` (the test run's, or one started for
+//! this process); it fails, never skips, without one.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -15,20 +15,6 @@ use custody_store_postgres::PostgresStore;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_postgres::NoTls;
-
-fn cluster_url() -> Option<String> {
-    match std::env::var("CUSTODY_PG_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert!(
-                std::env::var_os("CUSTODY_REQUIRE_PG").is_none(),
-                "CUSTODY_REQUIRE_PG is set but CUSTODY_PG_URL is not"
-            );
-            eprintln!("postgres: skipped (no CUSTODY_PG_URL; scripts/test.sh starts a cluster)");
-            None
-        }
-    }
-}
 
 async fn sql(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
@@ -60,7 +46,7 @@ fn assert_no_database_text(body: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_on_postgres_classifies_database_errors() {
-    let Some(url) = cluster_url() else { return };
+    let url = custody_testkit::postgres::cluster().url.clone();
     let name = format!("api_{}", std::process::id());
     let admin = sql(&url).await;
     admin

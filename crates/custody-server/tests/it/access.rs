@@ -2,7 +2,7 @@
 //! each role, tenant isolation with a foreign tenant's token, the access log written for every
 //! read (and refusing the read when it cannot be written), and the token lifecycle.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;

@@ -2,14 +2,13 @@
 //! custody wrote — coreutils `sha256sum`, a short shell pipeline, and the OpenSSF
 //! `model_signing` Python package (hashing, signing and its `verify key` command).
 //!
-//! The Python environment comes from `scripts/py-venv.sh`. It is required: if it cannot be
+//! The Python environment comes from `custody_testkit::python`. It is required: if it cannot be
 //! created these tests fail rather than skip, because a skipped interop test proves nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use base64ct::{Base64, Encoding};
 use custody_model::bundle::{self, public_key_hint};
@@ -19,25 +18,9 @@ use p256::ecdsa::{DerSignature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use tempfile::TempDir;
 
-/// The venv interpreter with `model_signing` installed, created once per test binary.
+/// The Python environment's interpreter, with `model_signing` installed.
 fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/py-venv.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed; the model_signing interop tests need it:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(path.is_file(), "py-venv.sh printed {path:?}, not a file");
-        path
-    })
+    custody_testkit::python::python()
 }
 
 fn run(command: &mut Command) -> Output {

@@ -1,0 +1,3 @@
+//! The access matrix against its generated documentation.
+
+mod access_doc;

@@ -1,0 +1,3 @@
+//! The evidence service's integration tests, on the real embedded store.
+
+mod replay;

@@ -1,0 +1,3 @@
+//! Interoperability of model hashing and signature bundles with tools custody did not write.
+
+mod interop;

@@ -1,0 +1,101 @@
+//! A real S3-compatible server for tests: moto's `moto_server` from the Python environment,
+//! on 127.0.0.1 and a free port, with one bucket created.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The bucket [`Moto::start`] creates.
+pub const BUCKET: &str = "evidence";
+
+/// A running `moto_server`, killed (SIGKILL) and reaped when dropped, so a failing test
+/// leaves no server behind.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts the server (its log in `work/moto.log`) and creates [`BUCKET`].
+    pub fn start(work: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("port")
+            .port();
+        let log_path = work.join("moto.log");
+        let log = std::fs::File::create(&log_path).expect("moto log");
+        let child = Command::new(crate::python::bin_dir().join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn moto_server");
+        let mut moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http(&moto.url, "GET", "/", b"").is_err() {
+            if let Some(status) = moto.child.try_wait().expect("moto status") {
+                panic!(
+                    "moto_server exited ({status}): {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            http(&moto.url, "PUT", &format!("/{BUCKET}"), b"").expect("create bucket"),
+            200
+        );
+        moto
+    }
+
+    /// The `AWS_*` variables that point an S3 client (custody's `object_store`) at this
+    /// server: endpoint, plain HTTP allowed, test credentials, a region.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.url.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+/// One plain HTTP/1.1 request; returns the status code.
+pub fn http(base: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head = String::from_utf8_lossy(&response);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head}")))
+}

@@ -76,19 +76,22 @@ fn start() -> Cluster {
         dir: PathBuf::from(value("CUSTODY_PG_DIR")),
         bin: PathBuf::from(value("CUSTODY_PG_BIN")),
     };
+    // The watchdog runs detached (the shell that starts it returns at once), polls for this
+    // process and removes the cluster once it is gone.
     let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; exec bash '{script}' stop '{dir}'",
+        "(while kill -0 {pid} 2>/dev/null; do sleep 1; done; exec bash '{script}' stop '{dir}') >/dev/null 2>&1 &",
         pid = std::process::id(),
         script = script.display(),
         dir = cluster.dir.display()
     );
-    Command::new("bash")
+    let started = Command::new("bash")
         .args(["-c", &watchdog])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("start the cluster's watchdog");
+    assert!(started.success(), "the cluster's watchdog did not start");
     cluster
 }
 

@@ -641,7 +641,7 @@ async fn a_principal_and_its_record_commit_together_or_not_at_all() {
     let made = create("Before Any Fault").await.unwrap();
     let (names, recorded) = principals_and_records(&s, T).await;
     assert_eq!(names, ["Before Any Fault"]);
-    assert_eq!(recorded, [made.principal.id.clone()]);
+    assert_eq!(recorded, vec![made.principal.id.clone()]);
 
     // A fault in the database at each step of the write, injected with a trigger on the real
     // store the server is running on: the record, the principal row, the token row.
@@ -671,7 +671,7 @@ async fn a_principal_and_its_record_commit_together_or_not_at_all() {
         );
         assert_eq!(
             recorded,
-            [made.principal.id.clone()],
+            vec![made.principal.id.clone()],
             "fault in {table} when {when}: a record exists without its principal"
         );
     }

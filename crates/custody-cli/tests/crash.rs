@@ -98,9 +98,4 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
         errors.is_empty(),
         "appends failed with non-transport errors: {errors:#?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(90),
-        "the crash test took {:?}",
-        started.elapsed()
-    );
 }

@@ -148,6 +148,16 @@ pub struct PackQuery {
     pub inferences: Option<u32>,
 }
 
+/// Makes ring the process's default rustls crypto provider, as the binaries do first thing.
+///
+/// reqwest is built without aws-lc-rs, so a reqwest client that a library builds for itself
+/// (object_store's, for S3) takes the process default and panics when there is none. custody's
+/// own clients do not need it: [`Client`] and the PostgreSQL and server TLS configurations name
+/// ring explicitly. Idempotent; a provider installed earlier is kept.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A connection to one custody server. Cheap to clone; clones share a connection pool.
 /// Its `Debug` never shows the token.
 #[derive(Clone)]
@@ -177,22 +187,24 @@ impl Client {
         Self::with_ca(base_url, None)
     }
 
-    /// A client that also trusts the PEM certificate `ca_pem` for `https://` servers (a
-    /// private CA, or the server's own self-signed certificate).
+    /// A client that also trusts the PEM certificates in `ca_pem` for `https://` servers (a
+    /// private CA, or the server's own self-signed certificate), besides the platform's roots.
     pub fn with_ca(base_url: &str, ca_pem: Option<&[u8]>) -> ClientResult<Self> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ClientError::Transport {
-                url: base_url.into(),
-                message: format!("the CA certificate is not PEM: {e}"),
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder.build().map_err(|e| ClientError::Transport {
+        let transport = |message: String| ClientError::Transport {
             url: base_url.into(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let extra = match ca_pem {
+            Some(pem) => tls::certificates(pem)
+                .map_err(|e| transport(format!("the CA certificate is not PEM: {e}")))?,
+            None => Vec::new(),
+        };
+        let tls = tls::client_config(extra).map_err(transport)?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| transport(e.to_string()))?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             http,
@@ -664,5 +676,101 @@ impl Client {
     pub async fn rotate_key(&self, tenant: &str, log: &str) -> ClientResult<api::KeyRotation> {
         let url = self.log_url(tenant, log, "/rotate-key");
         self.json(&url, self.http.post(&url)).await
+    }
+}
+
+/// The rustls configuration of [`Client`]: ring, the platform's roots plus any given CA.
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+
+    /// Every certificate in `pem`; at least one.
+    pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err("no CERTIFICATE block".into());
+        }
+        Ok(certs)
+    }
+
+    /// A configuration that verifies servers against the platform's roots and `extra`.
+    pub(crate) fn client_config(
+        extra: Vec<CertificateDer<'static>>,
+    ) -> Result<ClientConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let no_extra = extra.is_empty();
+        let verifier: Arc<dyn ServerCertVerifier> =
+            match rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            {
+                Ok(v) => Arc::new(v),
+                // A machine without a CA bundle (a slim container) still speaks plain http.
+                Err(_) if no_extra => Arc::new(NoRoots(provider.clone())),
+                Err(e) => return Err(format!("cannot use the CA certificate: {e}")),
+            };
+        Ok(ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+
+    /// Refuses every server certificate, saying why: the machine has no CA certificates and
+    /// none was given, so no https server can be verified.
+    #[derive(Debug)]
+    struct NoRoots(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for NoRoots {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Err(rustls::Error::General(
+                "this machine has no CA certificates to verify the server with: install them (ca-certificates) or pass --ca-cert".into(),
+            ))
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
     }
 }

@@ -148,6 +148,22 @@ pub struct PackQuery {
     pub inferences: Option<u32>,
 }
 
+/// A transport error with its causes, which reqwest's own text leaves out (a refused
+/// certificate, a refused connection).
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 /// Makes ring the process's default rustls crypto provider, as the binaries do first thing.
 ///
 /// reqwest is built without aws-lc-rs, so a reqwest client that a library builds for itself
@@ -244,7 +260,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| ClientError::Transport {
             url: url.into(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -273,7 +289,7 @@ impl Client {
         let resp = self.send(url, req).await?;
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
             url: url.into(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             url: url.into(),
@@ -285,7 +301,7 @@ impl Client {
         let resp = self.send(url, self.http.get(url)).await?;
         resp.text().await.map_err(|e| ClientError::Transport {
             url: url.into(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })
     }
 
@@ -463,7 +479,7 @@ impl Client {
         let resp = self.send(&url, req).await?;
         let body = resp.bytes().await.map_err(|e| ClientError::Transport {
             url: url.clone(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })?;
         body.split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -687,7 +703,8 @@ mod tls {
     use rustls::crypto::CryptoProvider;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+    use rustls::server::ParsedCertificate;
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 
     /// Every certificate in `pem`; at least one.
     pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -705,13 +722,17 @@ mod tls {
         extra: Vec<CertificateDer<'static>>,
     ) -> Result<ClientConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let no_extra = extra.is_empty();
         let verifier: Arc<dyn ServerCertVerifier> =
-            match rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-            {
-                Ok(v) => Arc::new(v),
+            match rustls_platform_verifier::Verifier::new_with_extra_roots(
+                extra.clone(),
+                provider.clone(),
+            ) {
+                Ok(v) => Arc::new(SelfSigned {
+                    platform: v,
+                    given: extra,
+                }),
                 // A machine without a CA bundle (a slim container) still speaks plain http.
-                Err(_) if no_extra => Arc::new(NoRoots(provider.clone())),
+                Err(_) if extra.is_empty() => Arc::new(NoRoots(provider.clone())),
                 Err(e) => return Err(format!("cannot use the CA certificate: {e}")),
             };
         Ok(ClientConfig::builder_with_provider(provider)
@@ -720,6 +741,72 @@ mod tls {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth())
+    }
+
+    /// The platform's verifier, and one certificate it refuses that OpenSSL accepts: a
+    /// self-signed certificate marked as a CA (as `openssl req -x509` makes them), given with
+    /// `--ca-cert` and presented by the server itself. It is trusted as exactly that
+    /// certificate, still for its host names only; its validity period has been checked, since
+    /// webpki checks it before refusing a CA as an end entity.
+    #[derive(Debug)]
+    struct SelfSigned {
+        platform: rustls_platform_verifier::Verifier,
+        given: Vec<CertificateDer<'static>>,
+    }
+
+    impl ServerCertVerifier for SelfSigned {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self.platform.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp,
+                now,
+            ) {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
+                    if matches!(
+                        e.0.downcast_ref::<webpki::Error>(),
+                        Some(webpki::Error::CaUsedAsEndEntity)
+                    ) && self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
+                {
+                    rustls::client::verify_server_name(
+                        &ParsedCertificate::try_from(end_entity)?,
+                        server_name,
+                    )?;
+                    Ok(ServerCertVerified::assertion())
+                }
+                other => other,
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.platform.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.platform.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.platform.supported_verify_schemes()
+        }
     }
 
     /// Refuses every server certificate, saying why: the machine has no CA certificates and
@@ -771,6 +858,73 @@ mod tls {
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn self_signed(ca: bool) -> CertificateDer<'static> {
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+            if ca {
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            }
+            let key = rcgen::KeyPair::generate().expect("key");
+            params.self_signed(&key).expect("certificate").der().clone()
+        }
+
+        fn verifier(given: &CertificateDer<'static>) -> SelfSigned {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            SelfSigned {
+                platform: rustls_platform_verifier::Verifier::new_with_extra_roots(
+                    [given.clone()],
+                    provider,
+                )
+                .expect("verifier"),
+                given: vec![given.clone()],
+            }
+        }
+
+        fn check(
+            v: &impl ServerCertVerifier,
+            presented: &CertificateDer<'_>,
+            host: &str,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            v.verify_server_cert(
+                presented,
+                &[],
+                &ServerName::try_from(host.to_owned()).expect("name"),
+                &[],
+                UnixTime::now(),
+            )
+        }
+
+        fn verify(
+            given: &CertificateDer<'static>,
+            presented: &CertificateDer<'_>,
+            host: &str,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            check(&verifier(given), presented, host)
+        }
+
+        #[test]
+        fn a_given_self_signed_certificate_is_trusted_even_when_marked_as_a_ca() {
+            let ca = self_signed(true);
+            let refused = check(&verifier(&ca).platform, &ca, "localhost").unwrap_err();
+            assert!(
+                refused.to_string().contains("CaUsedAsEndEntity"),
+                "webpki alone refuses it: {refused}"
+            );
+            for ca in [false, true] {
+                let cert = self_signed(ca);
+                verify(&cert, &cert, "localhost").expect("the given certificate is trusted");
+                let err = verify(&cert, &cert, "elsewhere.test").unwrap_err();
+                assert!(err.to_string().contains("not valid for name"), "{err}");
+                let other = self_signed(ca);
+                verify(&cert, &other, "localhost").expect_err("another certificate is not");
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use custody_store::StoreError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
@@ -199,16 +199,7 @@ impl TlsOptions {
     /// The connector for tokio-postgres; reads `sslrootcert`.
     pub(crate) fn connector(&self) -> Result<MakeRustlsConnect, StoreError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let check = self.check();
-        let roots = match (&self.root, check) {
-            (_, Check::Nothing) | (None, _) => None,
-            (Some(root), _) => Some(Arc::new(load_roots(root)?)),
-        };
-        let verifier = Verifier {
-            roots,
-            check,
-            algorithms: provider.signature_verification_algorithms,
-        };
+        let verifier = self.verifier(&provider)?;
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| unavailable(format!("cannot configure TLS: {e}")))?
@@ -218,6 +209,24 @@ impl TlsOptions {
         // The protocol name PostgreSQL registered, which PostgreSQL 17 checks when given.
         config.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// The certificate check of this mode; reads `sslrootcert`.
+    fn verifier(&self, provider: &CryptoProvider) -> Result<Verifier, StoreError> {
+        let check = self.check();
+        let (roots, given) = match (&self.root, check) {
+            (_, Check::Nothing) | (None, _) => (None, Vec::new()),
+            (Some(root), _) => {
+                let (roots, given) = load_roots(root)?;
+                (Some(Arc::new(roots)), given)
+            }
+        };
+        Ok(Verifier {
+            roots,
+            given,
+            check,
+            algorithms: provider.signature_verification_algorithms,
+        })
     }
 
     /// What a failed first connection means, in custody's words, when it is about TLS or the
@@ -297,9 +306,12 @@ fn decode(s: &str) -> Result<Cow<'_, str>, StoreError> {
         .map_err(|_| unavailable("the database URL has a parameter that is not UTF-8"))
 }
 
-/// The trusted CA certificates.
-fn load_roots(root: &RootCert) -> Result<RootCertStore, StoreError> {
+/// The trusted CA certificates, and those of a file as they are written.
+fn load_roots(
+    root: &RootCert,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), StoreError> {
     let mut roots = RootCertStore::empty();
+    let mut given = Vec::new();
     match root {
         RootCert::File(path) => {
             let shown = path.display();
@@ -314,6 +326,7 @@ fn load_roots(root: &RootCert) -> Result<RootCertStore, StoreError> {
                 )));
             }
             for cert in certs {
+                given.push(cert.clone());
                 roots.add(cert).map_err(|e| {
                     unavailable(format!(
                         "sslrootcert {shown} has an unusable certificate: {e}"
@@ -330,14 +343,22 @@ fn load_roots(root: &RootCert) -> Result<RootCertStore, StoreError> {
             }
         }
     }
-    Ok(roots)
+    Ok((roots, given))
 }
 
 /// Checks the server's certificate as far as the mode asks. The handshake's signatures are
 /// always verified, so even an unchecked certificate's key is the one the server holds.
+///
+/// One certificate that webpki refuses is accepted, as libpq (OpenSSL) does: a self-signed
+/// certificate marked as a CA (as `openssl req -x509` makes them, and PostgreSQL's manual
+/// shows) that is itself in `sslrootcert` and presented by the server. It is trusted as
+/// exactly that certificate, within its validity period (which webpki checks before refusing
+/// a CA as an end entity), and for `verify-full` still only for its host names.
 #[derive(Debug)]
 struct Verifier {
     roots: Option<Arc<RootCertStore>>,
+    /// The certificates of the `sslrootcert` file.
+    given: Vec<CertificateDer<'static>>,
     check: Check,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -360,13 +381,20 @@ impl ServerCertVerifier for Verifier {
             ));
         };
         let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
+        match rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
             roots,
             intermediates,
             now,
             self.algorithms.all,
-        )?;
+        ) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
+                if matches!(
+                    e.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) && self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {}
+            result => result?,
+        }
         if self.check == Check::ChainAndName {
             rustls::client::verify_server_name(&cert, server_name)?;
         }
@@ -469,6 +497,49 @@ mod tests {
         assert!(err.contains("sslcert is not supported"), "{err}");
         let (rest, _) = parse("postgres://db/c?sslnegotiation=direct&sslmode=require").unwrap();
         assert_eq!(rest, "postgres://db/c?sslnegotiation=direct");
+    }
+
+    #[test]
+    fn a_self_signed_ca_certificate_in_sslrootcert_is_trusted_as_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let self_signed = |name: &str| {
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let key = rcgen::KeyPair::generate().expect("key");
+            let cert = params.self_signed(&key).expect("certificate");
+            let path = dir.path().join(name);
+            std::fs::write(&path, cert.pem()).expect("write");
+            (path, cert.der().clone())
+        };
+        let (path, cert) = self_signed("server.crt");
+        let (_, other) = self_signed("other.crt");
+        let provider = rustls::crypto::ring::default_provider();
+        let verify = |mode: &str, presented: &CertificateDer<'_>, host: &str| {
+            let url = format!(
+                "postgres://db/c?sslmode={mode}&sslrootcert={}",
+                path.display()
+            );
+            parse(&url)
+                .unwrap()
+                .1
+                .verifier(&provider)
+                .expect("verifier")
+                .verify_server_cert(
+                    presented,
+                    &[],
+                    &ServerName::try_from(host.to_owned()).expect("name"),
+                    &[],
+                    UnixTime::now(),
+                )
+        };
+        verify("verify-full", &cert, "localhost").expect("the certificate itself is trusted");
+        verify("verify-ca", &cert, "127.0.0.1").expect("verify-ca does not check the name");
+        let err = verify("verify-full", &cert, "127.0.0.1").unwrap_err();
+        assert!(err.to_string().contains("not valid for name"), "{err}");
+        for mode in ["verify-full", "verify-ca", "require"] {
+            verify(mode, &other, "localhost").expect_err("another self-signed certificate");
+        }
     }
 
     #[test]

@@ -164,6 +164,25 @@ fn transport_message(e: &reqwest::Error) -> String {
     message
 }
 
+/// Why custody's TLS configuration cannot be built: a CA certificate that is not PEM or
+/// cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(String);
+
+/// A reqwest client builder with the TLS configuration of [`Client`] (ring, the platform's
+/// roots and the PEM certificates in `ca_pem`), for other HTTP clients of custody's (the
+/// CLI's log monitor), so that every one trusts the same servers.
+pub fn http_builder(ca_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, TlsError> {
+    let extra = match ca_pem {
+        Some(pem) => tls::certificates(pem)
+            .map_err(|e| TlsError(format!("the CA certificate is not PEM: {e}")))?,
+        None => Vec::new(),
+    };
+    let config = tls::client_config(extra).map_err(TlsError)?;
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config))
+}
+
 /// Makes ring the process's default rustls crypto provider, as the binaries do first thing.
 ///
 /// reqwest is built without aws-lc-rs, so a reqwest client that a library builds for itself
@@ -210,15 +229,9 @@ impl Client {
             url: base_url.into(),
             message,
         };
-        let extra = match ca_pem {
-            Some(pem) => tls::certificates(pem)
-                .map_err(|e| transport(format!("the CA certificate is not PEM: {e}")))?,
-            None => Vec::new(),
-        };
-        let tls = tls::client_config(extra).map_err(transport)?;
-        let http = reqwest::Client::builder()
+        let http = http_builder(ca_pem)
+            .map_err(|e| transport(e.to_string()))?
             .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| transport(e.to_string()))?;
         Ok(Self {

@@ -6,6 +6,13 @@
 #   eval "$(scripts/pg-cluster.sh start)"   # exports CUSTODY_PG_DIR, CUSTODY_PG_URL, CUSTODY_PG_ADMIN_URL
 #   scripts/pg-cluster.sh stop "$CUSTODY_PG_DIR"
 #
+#   scripts/pg-cluster.sh start --tls CERT.pem KEY.pem
+#
+# With --tls the cluster speaks TLS with that certificate and key and accepts TCP connections
+# only over TLS (hostssl, SCRAM passwords: postgres/postgres, custody/custody); plaintext ones
+# are refused. The Unix socket in CUSTODY_PG_DIR stays open to every role without a password,
+# for administration. The exported URLs then carry sslmode=require.
+#
 # PostgreSQL is installed with apt-get if no server binaries are found. initdb refuses to run
 # as root, so as root the cluster runs as the `postgres` system user.
 set -euo pipefail
@@ -28,6 +35,12 @@ as_owner() {
 }
 
 start() {
+    local cert="" key=""
+    if [[ $# -gt 0 ]]; then
+        [[ $# -eq 3 && "$1" == --tls ]] || { echo "usage: pg-cluster.sh start [--tls CERT.pem KEY.pem]" >&2; exit 2; }
+        cert="$2" key="$3"
+        [[ -r "$cert" && -r "$key" ]] || { echo "pg-cluster: cannot read $cert and $key" >&2; exit 1; }
+    fi
     local bin
     bin="$(find_bin)"
     if [[ -z "$bin" ]]; then
@@ -45,18 +58,38 @@ start() {
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
+    local tls_options="" admin_host=127.0.0.1 admin_password="" query=""
+    if [[ -n "$cert" ]]; then
+        # PostgreSQL refuses a key that others can read: 0600, owned by the server's user.
+        install -m 0644 "$cert" "$dir/server.crt"
+        install -m 0600 "$key" "$dir/server.key"
+        if [[ "$(id -u)" == 0 ]]; then
+            chown postgres: "$dir/server.crt" "$dir/server.key"
+        fi
+        as_owner tee "$dir/data/pg_hba.conf" >/dev/null <<HBA
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 trust
+hostssl all       all   127.0.0.1/32  scram-sha-256
+HBA
+        tls_options="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+        admin_host="$dir" admin_password=":postgres" query="?sslmode=require"
+    fi
     # Durability as shipped (fsync, synchronous_commit on); a bigger WAL and more connections
     # for several servers and the load generator.
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c max_wal_size=4GB -c shared_buffers=512MB" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c max_wal_size=4GB -c shared_buffers=512MB $tls_options" \
         start >&2 || { cat "$dir/server.log" >&2; exit 1; }
-    "$bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >&2 <<SQL
+    "$bin/psql" -q -h "$admin_host" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >&2 <<SQL
 CREATE ROLE custody LOGIN CREATEDB PASSWORD 'custody';
 CREATE DATABASE custody OWNER custody;
 SQL
+    if [[ -n "$cert" ]]; then
+        "$bin/psql" -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+            -c "ALTER ROLE postgres PASSWORD 'postgres'" >&2
+    fi
     echo "export CUSTODY_PG_DIR='$dir' CUSTODY_PG_BIN='$bin'"
-    echo "export CUSTODY_PG_URL='postgres://custody:custody@127.0.0.1:$port/custody'"
-    echo "export CUSTODY_PG_ADMIN_URL='postgres://postgres@127.0.0.1:$port/postgres'"
+    echo "export CUSTODY_PG_URL='postgres://custody:custody@127.0.0.1:$port/custody$query'"
+    echo "export CUSTODY_PG_ADMIN_URL='postgres://postgres$admin_password@127.0.0.1:$port/postgres$query'"
 }
 
 stop() {
@@ -70,7 +103,7 @@ stop() {
 }
 
 case "${1:-}" in
-    start) start ;;
+    start) shift; start "$@" ;;
     stop) stop "${2:-}" ;;
-    *) echo "usage: $0 start | stop DIR" >&2; exit 2 ;;
+    *) echo "usage: $0 start [--tls CERT.pem KEY.pem] | stop DIR" >&2; exit 2 ;;
 esac

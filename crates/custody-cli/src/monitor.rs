@@ -156,19 +156,21 @@ impl Source {
             } else {
                 (None, None)
             };
-            let mut builder = reqwest::Client::builder()
+            let builder = match ca {
+                Some(path) => {
+                    let pem = std::fs::read(&path)
+                        .with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
+                    custody_client::http_builder(Some(&pem))
+                        .map_err(|e| anyhow!("--ca-cert {}: {e}", path.display()))?
+                }
+                None => custody_client::http_builder(None)?,
+            };
+            let http = builder
                 .user_agent(concat!("custody-monitor/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(15))
-                .timeout(Duration::from_secs(300));
-            if let Some(path) = ca {
-                let pem = std::fs::read(&path)
-                    .with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
-                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                    anyhow!("--ca-cert {}: not a PEM certificate: {e}", path.display())
-                })?;
-                builder = builder.add_root_certificate(cert);
-            }
-            let http = builder.build().context("cannot set up the HTTP client")?;
+                .timeout(Duration::from_secs(300))
+                .build()
+                .context("cannot set up the HTTP client")?;
             return Ok(Source::Http {
                 base,
                 http,

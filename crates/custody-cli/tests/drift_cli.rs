@@ -25,6 +25,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// writes over an existing private object).
 fn put_object(moto: &str, key: &str, bytes: &[u8]) {
     use object_store::ObjectStoreExt;
+    custody_client::install_crypto_provider();
     let store = object_store::aws::AmazonS3Builder::new()
         .with_endpoint(moto)
         .with_allow_http(true)

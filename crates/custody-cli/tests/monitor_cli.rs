@@ -137,6 +137,7 @@ fn a_custody_log_is_audited_over_http_as_it_grows() {
 /// hash tile and entry bundle of its tree.
 fn mirror(prefix: &str, token: &str, dir: &Path) -> u64 {
     runtime().block_on(async {
+        custody_client::install_crypto_provider();
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let get = |path: String| {
             let req = http.get(format!("{prefix}{path}")).bearer_auth(token);

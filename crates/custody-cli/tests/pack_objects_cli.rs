@@ -24,6 +24,7 @@ const TENANT: &str = "packs";
 /// A signed S3 client for the test bucket, as a pipeline (or an attacker with write access)
 /// would use.
 fn bucket(moto: &str) -> AmazonS3 {
+    custody_client::install_crypto_provider();
     object_store::aws::AmazonS3Builder::new()
         .with_endpoint(moto)
         .with_allow_http(true)

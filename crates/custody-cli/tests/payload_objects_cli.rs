@@ -18,6 +18,7 @@ const TENANT: &str = "objects";
 const SUBJECT: &str = "pat.doe@example.com";
 
 fn s3(moto: &str) -> object_store::aws::AmazonS3 {
+    custody_client::install_crypto_provider();
     object_store::aws::AmazonS3Builder::new()
         .with_endpoint(moto)
         .with_allow_http(true)

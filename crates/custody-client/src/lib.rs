@@ -148,6 +148,51 @@ pub struct PackQuery {
     pub inferences: Option<u32>,
 }
 
+/// A transport error with its causes, which reqwest's own text leaves out (a refused
+/// certificate, a refused connection).
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Why custody's TLS configuration cannot be built: a CA certificate that is not PEM or
+/// cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(String);
+
+/// A reqwest client builder with the TLS configuration of [`Client`] (ring, the platform's
+/// roots and the PEM certificates in `ca_pem`), for other HTTP clients of custody's (the
+/// CLI's log monitor), so that every one trusts the same servers.
+pub fn http_builder(ca_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, TlsError> {
+    let extra = match ca_pem {
+        Some(pem) => tls::certificates(pem)
+            .map_err(|e| TlsError(format!("the CA certificate is not PEM: {e}")))?,
+        None => Vec::new(),
+    };
+    let config = tls::client_config(extra).map_err(TlsError)?;
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config))
+}
+
+/// Makes ring the process's default rustls crypto provider, as the binaries do first thing.
+///
+/// reqwest is built without aws-lc-rs, so a reqwest client that a library builds for itself
+/// (object_store's, for S3) takes the process default and panics when there is none. custody's
+/// own clients do not need it: [`Client`] and the PostgreSQL and server TLS configurations name
+/// ring explicitly. Idempotent; a provider installed earlier is kept.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A connection to one custody server. Cheap to clone; clones share a connection pool.
 /// Its `Debug` never shows the token.
 #[derive(Clone)]
@@ -177,22 +222,18 @@ impl Client {
         Self::with_ca(base_url, None)
     }
 
-    /// A client that also trusts the PEM certificate `ca_pem` for `https://` servers (a
-    /// private CA, or the server's own self-signed certificate).
+    /// A client that also trusts the PEM certificates in `ca_pem` for `https://` servers (a
+    /// private CA, or the server's own self-signed certificate), besides the platform's roots.
     pub fn with_ca(base_url: &str, ca_pem: Option<&[u8]>) -> ClientResult<Self> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ClientError::Transport {
-                url: base_url.into(),
-                message: format!("the CA certificate is not PEM: {e}"),
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder.build().map_err(|e| ClientError::Transport {
+        let transport = |message: String| ClientError::Transport {
             url: base_url.into(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let http = http_builder(ca_pem)
+            .map_err(|e| transport(e.to_string()))?
+            .user_agent(concat!("custody-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| transport(e.to_string()))?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             http,
@@ -232,7 +273,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| ClientError::Transport {
             url: url.into(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -261,7 +302,7 @@ impl Client {
         let resp = self.send(url, req).await?;
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
             url: url.into(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             url: url.into(),
@@ -273,7 +314,7 @@ impl Client {
         let resp = self.send(url, self.http.get(url)).await?;
         resp.text().await.map_err(|e| ClientError::Transport {
             url: url.into(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })
     }
 
@@ -451,7 +492,7 @@ impl Client {
         let resp = self.send(&url, req).await?;
         let body = resp.bytes().await.map_err(|e| ClientError::Transport {
             url: url.clone(),
-            message: e.to_string(),
+            message: transport_message(&e),
         })?;
         body.split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -664,5 +705,239 @@ impl Client {
     pub async fn rotate_key(&self, tenant: &str, log: &str) -> ClientResult<api::KeyRotation> {
         let url = self.log_url(tenant, log, "/rotate-key");
         self.json(&url, self.http.post(&url)).await
+    }
+}
+
+/// The rustls configuration of [`Client`]: ring, the platform's roots plus any given CA.
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::server::ParsedCertificate;
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+
+    /// Every certificate in `pem`; at least one.
+    pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err("no CERTIFICATE block".into());
+        }
+        Ok(certs)
+    }
+
+    /// A configuration that verifies servers against the platform's roots and `extra`.
+    pub(crate) fn client_config(
+        extra: Vec<CertificateDer<'static>>,
+    ) -> Result<ClientConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> =
+            match rustls_platform_verifier::Verifier::new_with_extra_roots(
+                extra.clone(),
+                provider.clone(),
+            ) {
+                Ok(v) => Arc::new(SelfSigned {
+                    platform: v,
+                    given: extra,
+                }),
+                // A machine without a CA bundle (a slim container) still speaks plain http.
+                Err(_) if extra.is_empty() => Arc::new(NoRoots(provider.clone())),
+                Err(e) => return Err(format!("cannot use the CA certificate: {e}")),
+            };
+        Ok(ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+
+    /// The platform's verifier, and one certificate it refuses that OpenSSL accepts: a
+    /// self-signed certificate marked as a CA (as `openssl req -x509` makes them), given with
+    /// `--ca-cert` and presented by the server itself. It is trusted as exactly that
+    /// certificate, still for its host names only; its validity period has been checked, since
+    /// webpki checks it before refusing a CA as an end entity.
+    #[derive(Debug)]
+    struct SelfSigned {
+        platform: rustls_platform_verifier::Verifier,
+        given: Vec<CertificateDer<'static>>,
+    }
+
+    impl ServerCertVerifier for SelfSigned {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self.platform.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp,
+                now,
+            ) {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
+                    if matches!(
+                        e.0.downcast_ref::<webpki::Error>(),
+                        Some(webpki::Error::CaUsedAsEndEntity)
+                    ) && self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
+                {
+                    rustls::client::verify_server_name(
+                        &ParsedCertificate::try_from(end_entity)?,
+                        server_name,
+                    )?;
+                    Ok(ServerCertVerified::assertion())
+                }
+                other => other,
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.platform.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.platform.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.platform.supported_verify_schemes()
+        }
+    }
+
+    /// Refuses every server certificate, saying why: the machine has no CA certificates and
+    /// none was given, so no https server can be verified.
+    #[derive(Debug)]
+    struct NoRoots(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for NoRoots {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Err(rustls::Error::General(
+                "this machine has no CA certificates to verify the server with: install them (ca-certificates) or pass --ca-cert".into(),
+            ))
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn self_signed(ca: bool) -> CertificateDer<'static> {
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+            if ca {
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            }
+            let key = rcgen::KeyPair::generate().expect("key");
+            params.self_signed(&key).expect("certificate").der().clone()
+        }
+
+        fn verifier(given: &CertificateDer<'static>) -> SelfSigned {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            SelfSigned {
+                platform: rustls_platform_verifier::Verifier::new_with_extra_roots(
+                    [given.clone()],
+                    provider,
+                )
+                .expect("verifier"),
+                given: vec![given.clone()],
+            }
+        }
+
+        fn check(
+            v: &impl ServerCertVerifier,
+            presented: &CertificateDer<'_>,
+            host: &str,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            v.verify_server_cert(
+                presented,
+                &[],
+                &ServerName::try_from(host.to_owned()).expect("name"),
+                &[],
+                UnixTime::now(),
+            )
+        }
+
+        fn verify(
+            given: &CertificateDer<'static>,
+            presented: &CertificateDer<'_>,
+            host: &str,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            check(&verifier(given), presented, host)
+        }
+
+        #[test]
+        fn a_given_self_signed_certificate_is_trusted_even_when_marked_as_a_ca() {
+            let ca = self_signed(true);
+            let refused = check(&verifier(&ca).platform, &ca, "localhost").unwrap_err();
+            assert!(
+                refused.to_string().contains("CaUsedAsEndEntity"),
+                "webpki alone refuses it: {refused}"
+            );
+            for ca in [false, true] {
+                let cert = self_signed(ca);
+                verify(&cert, &cert, "localhost").expect("the given certificate is trusted");
+                let err = verify(&cert, &cert, "elsewhere.test").unwrap_err();
+                assert!(err.to_string().contains("not valid for name"), "{err}");
+                let other = self_signed(ca);
+                verify(&cert, &other, "localhost").expect_err("another certificate is not");
+            }
+        }
     }
 }

@@ -96,6 +96,7 @@ enum Mode {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    custody_client::install_crypto_provider();
     if let Mode::SiglogKey { name } = &cli.mode {
         let signer = custody_core::note::NoteSigner::generate(name)
             .map_err(|e| anyhow::anyhow!("cannot make a key named {name:?}: {e}"))?;

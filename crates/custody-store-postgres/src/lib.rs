@@ -31,10 +31,13 @@ use custody_store::{
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Transaction};
 use sha2::{Digest, Sha256};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
+
+mod tls;
+use tls::TlsOptions;
 
 /// Schema migrations, applied in order and never edited once released: each one's SHA-256 is
 /// recorded when applied and checked on every start.
@@ -149,26 +152,48 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Sto
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`), applies pending
-    /// migrations and checks that the role is bound by row-level security.
+    /// migrations and checks that the role is bound by row-level security. See
+    /// [`PostgresStore::connect_with`] for TLS.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         Self::connect_with(url, PostgresOptions::default()).await
     }
 
     /// [`PostgresStore::connect`] with explicit options.
+    ///
+    /// TLS follows libpq's URL parameters, since managed PostgreSQL services document those:
+    /// `sslmode` is `disable`, `prefer` (the default: TLS when the server offers it),
+    /// `require` (TLS, certificate unchecked), `verify-ca` (the certificate chains to
+    /// `sslrootcert`) or `verify-full` (and names the host in the URL), and `sslrootcert` is
+    /// a PEM file of CA certificates, or `system` for the platform's (which implies
+    /// `verify-full`). As in libpq, `prefer` and `require` check the chain when given
+    /// `sslrootcert`. For example
+    /// `postgres://custody:PASSWORD@db.internal:5432/custody?sslmode=verify-full&sslrootcert=/etc/custody/db-ca.pem`.
+    /// `sslmode=allow` and the other `ssl*` parameters (client certificates: `sslcert`,
+    /// `sslkey`), except tokio-postgres's `sslnegotiation`, are refused by name; the rest go
+    /// to tokio-postgres as they are. Failures are `Unavailable`, with a
+    /// reason that names what failed (a certificate that does not match the host, an unknown
+    /// CA, a server without TLS) and never the password.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|_| {
+        let (url, tls) = TlsOptions::from_url(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|_| {
             StoreError::Unavailable(
                 "the database URL is not a PostgreSQL connection string (postgres://user:password@host:port/database)".into(),
             )
         })?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError::Unavailable(
-                "the database URL asks for TLS (sslmode=require), which this build does not speak to PostgreSQL: connect over a trusted network, a local socket or a TLS tunnel, with sslmode=disable or prefer".into(),
-            ));
-        }
+        config.ssl_mode(tls.postgres_mode());
+        let hosts = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let user = config.get_user().unwrap_or_default().to_owned();
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -187,7 +212,19 @@ impl PostgresStore {
                 log_ids: RwLock::new(HashMap::new()),
             }),
         };
-        let mut conn = store.conn().await?;
+        let mut conn = match store.inner.pool.get().await {
+            Ok(conn) => conn,
+            Err(deadpool_postgres::PoolError::Backend(e)) => {
+                return Err(match tls.explain(&e, &hosts, &user) {
+                    Some(reason) => {
+                        tracing::debug!(error = %e, "cannot connect to PostgreSQL");
+                        StoreError::Unavailable(reason)
+                    }
+                    None => db(e),
+                });
+            }
+            Err(e) => return Err(pool_error(e)),
+        };
         check_role(&conn).await?;
         migrate(&mut conn).await?;
         Ok(store)

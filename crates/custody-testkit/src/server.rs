@@ -53,6 +53,7 @@ pub async fn start() -> TestServer {
 
 /// [`start`] with other limits or schedules.
 pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
+    custody_client::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("custody.db");
     let store = SqliteStore::open(&db_path).await.expect("open store");

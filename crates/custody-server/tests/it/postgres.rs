@@ -78,6 +78,7 @@ async fn api_on_postgres_classifies_database_errors() {
         custody_server::ServeOptions::default(),
         std::future::pending(),
     ));
+    custody_client::install_crypto_provider();
     let http = reqwest::Client::builder().no_proxy().build().expect("http");
     let auth = format!("Bearer {token}");
     let post = |path: &str, body: serde_json::Value| {

@@ -7,7 +7,6 @@
 //! once durable and covered by a signed checkpoint; proofs are assembled from stored subtree
 //! hashes in O(log n) reads.
 
-mod audit;
 mod keys;
 mod sequencer;
 
@@ -32,7 +31,6 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock, oneshot};
 use uuid::Uuid;
 
-pub use audit::LogAudit;
 pub use custody_core::rotation::{KEY_ROTATED, KeyRotation};
 pub use keys::{KeyError, KeyStore};
 pub use sequencer::PreparedEntry;

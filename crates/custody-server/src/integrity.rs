@@ -16,7 +16,7 @@ use custody_core::envelope::{
 };
 use custody_core::merkle::verify_consistency;
 use custody_core::note::NoteVerifier;
-use custody_store::LogKey;
+use custody_store::{LogKey, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
@@ -69,19 +69,6 @@ async fn security_event<S: Backend>(
     }
 }
 
-/// The wire form of one log's deep verification.
-pub fn audit_report(log: LogName, audit: custody_ledger::LogAudit) -> api::LogAuditReport {
-    api::LogAuditReport {
-        log: log.as_str().into(),
-        entries: audit.entries,
-        nodes: audit.nodes,
-        checkpoints: audit.checkpoints,
-        payloads: audit.payloads,
-        problem_count: audit.problem_count,
-        problems: audit.problems,
-    }
-}
-
 /// Deep-verifies every log of a tenant; records a security event for each log with problems.
 pub async fn reconcile_tenant<S: Backend>(
     st: &AppState<S>,
@@ -93,7 +80,9 @@ pub async fn reconcile_tenant<S: Backend>(
             tenant: tenant.clone(),
             log,
         };
-        let audit = st.ledger.audit_log(&key, |_, _| {}).await?;
+        let audit = custody_verify::deep::audit_log(st.ledger.store(), &key, |_, _| {})
+            .await
+            .map_err(StoreError::from)?;
         if !audit.is_clean() {
             tracing::error!(tenant = %tenant, log = %log.as_str(), problems = audit.problem_count, first = %audit.problems.first().map(String::as_str).unwrap_or(""), "integrity check failed");
             let mut body = Map::new();
@@ -104,7 +93,7 @@ pub async fn reconcile_tenant<S: Backend>(
             );
             security_event(st, tenant, INTEGRITY_FAILURE, log, body).await;
         }
-        logs.push(audit_report(log, audit));
+        logs.push(audit.into_report(log));
     }
     Ok(api::ReconcileReport {
         ok: logs.iter().all(|l| l.problem_count == 0),

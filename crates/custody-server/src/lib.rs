@@ -33,9 +33,7 @@ use tokio::net::TcpListener;
 
 pub use access::{ACCESS_DENIED, ACCESS_READ};
 pub use auth::{Caller, PURPOSE_HEADER};
-pub use integrity::{
-    FORK_DETECTED, INTEGRITY_FAILURE, audit_report, reconcile_tenant, spawn_reconciliation,
-};
+pub use integrity::{FORK_DETECTED, INTEGRITY_FAILURE, reconcile_tenant, spawn_reconciliation};
 pub use limits::Rate;
 pub use principals::{PRINCIPAL_CREATED, TOKEN_ISSUED, TOKEN_REVOKED};
 pub use problem::ApiError;

@@ -1,6 +1,7 @@
 //! Deep verification and the witness check, through the binary: a clean store verifies; a
 //! changed envelope, tree node, checkpoint or payload is named; a checkpoint the log no longer
-//! extends is reported as a fork.
+//! extends is reported as a fork; offline verification reads a data directory without changing
+//! it, and refuses a database of a schema it does not know.
 
 mod common;
 
@@ -342,4 +343,104 @@ fn a_rotation_interrupted_by_a_crash_completes_on_restart() {
     );
     let out = cli(&url, &["verify", "--deep", "-t", TENANT]).ok();
     assert!(out.stdout.contains("OK: deep/governance"), "{out:#?}");
+}
+
+/// What a database holds on disk: the SHA-256 and modification time of the database file, and
+/// the SHA-256 of its WAL if it has frames. The `-shm` index and an empty WAL are SQLite's
+/// scratch space, which any reader of a WAL database may create or rebuild.
+fn stored_state(db: &Path) -> (String, std::time::SystemTime, Option<String>) {
+    use sha2::{Digest, Sha256};
+    let sha = |p: &Path| hex::encode(Sha256::digest(std::fs::read(p).expect("read")));
+    let wal = db.with_file_name("custody.db-wal");
+    let frames = wal.metadata().is_ok_and(|m| m.len() > 0).then(|| sha(&wal));
+    let modified = db
+        .metadata()
+        .and_then(|m| m.modified())
+        .expect("modification time");
+    (sha(db), modified, frames)
+}
+
+/// Every name in `dir`, but SQLite's scratch files.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with("-shm") && !n.ends_with("-wal"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn offline_deep_verification_changes_nothing_and_refuses_an_unknown_schema() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    fill(&server.url);
+    // Killed, the server leaves committed batches in the WAL: the audit must read them there.
+    server.kill();
+    let audit = tempfile::tempdir().unwrap();
+    for f in ["custody.db", "custody.db-wal"] {
+        if data.path().join(f).exists() {
+            std::fs::copy(data.path().join(f), audit.path().join(f)).unwrap();
+        }
+    }
+    let db = audit.path().join("custody.db");
+    let before = stored_state(&db);
+    assert!(before.2.is_some(), "fixture: the killed server left a WAL");
+    let names = names_in(audit.path());
+
+    let out = deep(audit.path()).ok();
+    assert!(
+        out.stdout.contains("OK: deep/governance: 300 entries"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        stored_state(&db),
+        before,
+        "offline deep verification must leave the database and its WAL as they were"
+    );
+    assert_eq!(
+        names_in(audit.path()),
+        names,
+        "offline deep verification must create nothing (no key directory, no lock)"
+    );
+
+    // A database a newer custody migrated: refused, not misread, and left as it is.
+    sql(
+        audit.path(),
+        "INSERT INTO schema_migrations (version, checksum) VALUES (99, 'from a newer custody')",
+    );
+    let before = stored_state(&db);
+    let line = deep(audit.path()).one_line_error();
+    assert!(
+        line.contains("schema version 99, newer than this custody knows"),
+        "{line}"
+    );
+    assert_eq!(
+        stored_state(&db),
+        before,
+        "a refused database is not touched"
+    );
+
+    // A database that lacks a migration this custody knows: refused, not migrated.
+    sql(
+        audit.path(),
+        "DELETE FROM schema_migrations WHERE version >= 2",
+    );
+    let before = stored_state(&db);
+    let line = deep(audit.path()).one_line_error();
+    assert!(line.contains("lacks migration 2"), "{line}");
+    assert_eq!(
+        stored_state(&db),
+        before,
+        "a refused database is not migrated"
+    );
+    let versions: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        versions, 1,
+        "the migration record is as the refused open found it"
+    );
 }

@@ -15,6 +15,7 @@
 //! - [`signing`]: approver keys (Ed25519, ECDSA P-256) read from PEM, and their signatures.
 //! - [`dsse`]: DSSE envelopes, the signed wrapper around approvals.
 //! - [`intoto`]: in-toto Statements and the approval predicate they carry.
+//! - [`rotation`]: a log's signing-key rotations, as its `key.rotated` entries announce them.
 
 pub mod checkpoint;
 pub mod commitment;
@@ -24,6 +25,7 @@ pub mod intoto;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod rotation;
 pub mod signing;
 pub mod tiles;
 pub mod tlog_proof;

@@ -9,8 +9,8 @@ use custody_core::envelope::{
 };
 use custody_core::merkle::verify_consistency;
 use custody_core::note::NoteVerifier;
-use custody_ledger::KeyRotation;
-use custody_store::LogKey;
+use custody_ledger::{KeyRotation, LedgerError};
+use custody_store::{LogKey, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::access_log::Caller;
@@ -25,19 +25,6 @@ fn system() -> Actor {
     Actor {
         kind: ActorKind::System,
         id: SYSTEM_ACTOR.into(),
-    }
-}
-
-/// The wire form of one log's deep verification.
-fn audit_report(log: LogName, audit: custody_ledger::LogAudit) -> api::LogAuditReport {
-    api::LogAuditReport {
-        log: log.as_str().into(),
-        entries: audit.entries,
-        nodes: audit.nodes,
-        checkpoints: audit.checkpoints,
-        payloads: audit.payloads,
-        problem_count: audit.problem_count,
-        problems: audit.problems,
     }
 }
 
@@ -87,7 +74,9 @@ impl<S: Backend> Governance<S> {
                 tenant: tenant.clone(),
                 log,
             };
-            let audit = self.ledger.audit_log(&key, |_, _| {}).await?;
+            let audit = custody_verify::deep::audit_log(self.ledger.reader(), &key, |_, _| {})
+                .await
+                .map_err(|e| LedgerError::from(StoreError::from(e)))?;
             if !audit.is_clean() {
                 tracing::error!(tenant = %tenant, log = %log.as_str(), problems = audit.problem_count, first = %audit.problems.first().map(String::as_str).unwrap_or(""), "integrity check failed");
                 let mut body = Map::new();
@@ -99,7 +88,7 @@ impl<S: Backend> Governance<S> {
                 self.security_event(tenant, INTEGRITY_FAILURE, log, body)
                     .await;
             }
-            logs.push(audit_report(log, audit));
+            logs.push(audit.into_report(log));
         }
         Ok(api::ReconcileReport {
             ok: logs.iter().all(|l| l.problem_count == 0),

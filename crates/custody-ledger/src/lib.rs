@@ -12,7 +12,6 @@
 //! evidence service) is the only code that can append, create tenants or rotate keys, so no
 //! front end can write evidence that skipped the service's checks.
 
-mod audit;
 mod keys;
 mod sequencer;
 
@@ -37,25 +36,10 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock, oneshot};
 use uuid::Uuid;
 
-pub use audit::LogAudit;
+pub use custody_core::rotation::{KEY_ROTATED, KeyRotation};
 pub use keys::{KeyError, KeyStore};
 pub use sequencer::PreparedEntry;
 use sequencer::{AppendRequest, Sequencer, SequencerHandle};
-
-/// Type of the entry that announces a log's new signing key.
-pub const KEY_ROTATED: &str = "key.rotated";
-
-/// One announced change of a log's signing key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyRotation {
-    /// Index of the `key.rotated` entry; checkpoints up to `index + 1` are signed with the old
-    /// key, later ones with the new.
-    pub index: u64,
-    /// Verifier key before.
-    pub old_key: String,
-    /// Verifier key after.
-    pub new_key: String,
-}
 
 /// Most entries one listing page returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -843,21 +827,8 @@ impl CheckpointCache {
 
 /// The rotation a `key.rotated` entry announces.
 pub(crate) fn rotation_of(e: &StoredEntry) -> Result<KeyRotation, LedgerError> {
-    let env: serde_json::Value = serde_json::from_slice(&e.envelope)
-        .map_err(|err| LedgerError::Corrupt(format!("entry {}: {err}", e.index)))?;
-    let field = |name: &str| {
-        env["body"][name]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                LedgerError::Corrupt(format!("key rotation entry {} lacks {name}", e.index))
-            })
-    };
-    Ok(KeyRotation {
-        index: e.index,
-        old_key: field("old_verifier_key")?,
-        new_key: field("new_verifier_key")?,
-    })
+    custody_core::rotation::rotation_of(e.index, &e.envelope)
+        .map_err(|err| LedgerError::Corrupt(err.to_string()))
 }
 
 fn unknown_tenant(tenant: &TenantName) -> LedgerError {

@@ -6,6 +6,11 @@
 //! with `BEGIN IMMEDIATE`); reads go to a small pool of read-only connections and see a
 //! consistent snapshot each, never blocking the writer.
 //!
+//! [`SqliteStore::open_read_only`] opens that same pool alone, for code that must read a
+//! database without any way to change it (offline deep verification of a data directory): it
+//! migrates nothing, creates no database, and refuses one whose schema is not exactly the one
+//! this build reads.
+//!
 //! All calls run on tokio's blocking pool, so the async trait methods never stall the server's
 //! reactor on disk I/O.
 
@@ -41,12 +46,35 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    path: PathBuf,
     writer: Mutex<Connection>,
-    /// Idle read connections. A task takes one only after acquiring a `reader_permits` permit,
-    /// so there is always one free and no blocking thread ever waits on a lock.
-    readers: Mutex<Vec<Connection>>,
-    reader_permits: tokio::sync::Semaphore,
+    /// Reads, and the log-id cache the writer shares.
+    reads: ReadOnlySqliteStore,
+}
+
+/// A custody database opened for reading only ([`SqliteStore::open_read_only`]). It
+/// implements [`LedgerReader`] and nothing else, so code holding one cannot write, and every
+/// connection is opened `SQLITE_OPEN_READ_ONLY`, so neither can SQLite on its behalf. Cheap
+/// to clone.
+///
+/// ```compile_fail
+/// fn needs_a_writer(_: &impl custody_store::LedgerWriter) {}
+/// async fn audit(path: &std::path::Path) {
+///     let store = custody_store_sqlite::SqliteStore::open_read_only(path).await.unwrap();
+///     needs_a_writer(&store);
+/// }
+/// ```
+#[derive(Clone)]
+pub struct ReadOnlySqliteStore {
+    pool: Arc<ReadPool>,
+}
+
+/// The read-only connections every store reads through.
+struct ReadPool {
+    path: PathBuf,
+    /// Idle read connections. A task takes one only after acquiring a `permits` permit, so
+    /// there is always one free and no blocking thread ever waits on a lock.
+    connections: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
     log_ids: RwLock<HashMap<LogKey, i64>>,
 }
 
@@ -102,88 +130,138 @@ impl SqliteStore {
             )
             .map_err(unavailable)?;
         migrate(&mut writer)?;
-        let readers = (0..READERS)
-            .map(|_| {
-                let c = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(unavailable)?;
-                c.execute_batch("PRAGMA busy_timeout=10000; PRAGMA query_only=ON;")
-                    .map_err(unavailable)?;
-                Ok(c)
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
                 writer: Mutex::new(writer),
-                readers: Mutex::new(readers),
-                reader_permits: tokio::sync::Semaphore::new(READERS),
-                log_ids: RwLock::new(HashMap::new()),
+                reads: ReadOnlySqliteStore {
+                    pool: Arc::new(ReadPool::open(path)?),
+                },
             }),
         })
     }
 
+    /// Opens the existing database at `path` for reading only: every connection is
+    /// `SQLITE_OPEN_READ_ONLY`, no migration runs, and neither the file nor its directory is
+    /// created (SQLite may still create the `-wal` and `-shm` companions every reader of a WAL
+    /// database needs). A database whose recorded migrations are not exactly the ones this
+    /// build knows (newer, older or different) is refused rather than misread.
+    pub async fn open_read_only(path: impl AsRef<Path>) -> StoreResult<ReadOnlySqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let pool = tokio::task::spawn_blocking(move || ReadPool::open(&path))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let store = ReadOnlySqliteStore {
+            pool: Arc::new(pool),
+        };
+        store
+            .read(|pool, conn| check_migrations(conn, &pool.path))
+            .await?;
+        Ok(store)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.reads.path()
     }
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner, &Connection) -> StoreResult<T> + Send + 'static,
+        f: impl FnOnce(&ReadPool, &Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.inner.reads.read(f).await
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadPool, &mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&inner.reads.pool, &mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+impl ReadOnlySqliteStore {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.pool.path
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadPool, &Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         // Waiting for a connection happens here, on the async side, so at most READERS
         // blocking threads are ever busy with reads.
         let _permit = self
-            .inner
-            .reader_permits
+            .pool
+            .permits
             .acquire()
             .await
             .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        let inner = self.inner.clone();
+        let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let lease = Lease::take(&inner)?;
+            let lease = Lease::take(&pool)?;
             match &lease.conn {
-                Some(conn) => f(&inner, conn),
+                Some(conn) => f(&pool, conn),
                 None => Err(StoreError::Unavailable("no read connection free".into())),
             }
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
+}
 
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Inner, &mut Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            f(&inner, &mut conn)
+impl ReadPool {
+    /// Opens [`READERS`] read-only connections to the existing database at `path`.
+    fn open(path: &Path) -> StoreResult<Self> {
+        let connections = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::CannotOpen) => StoreError::NotFound(format!(
+                        "cannot open {} for reading: {e}",
+                        path.display()
+                    )),
+                    _ => unavailable(e),
+                })?;
+                c.execute_batch("PRAGMA busy_timeout=10000; PRAGMA query_only=ON;")
+                    .map_err(unavailable)?;
+                Ok(c)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            connections: Mutex::new(connections),
+            permits: tokio::sync::Semaphore::new(READERS),
+            log_ids: RwLock::new(HashMap::new()),
         })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 }
 
 /// A read connection borrowed from the pool and returned on drop, even if a read panics.
 struct Lease<'a> {
-    inner: &'a Inner,
+    pool: &'a ReadPool,
     conn: Option<Connection>,
 }
 
 impl<'a> Lease<'a> {
-    fn take(inner: &'a Inner) -> StoreResult<Self> {
-        let conn = inner
-            .readers
+    fn take(pool: &'a ReadPool) -> StoreResult<Self> {
+        let conn = pool
+            .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .ok_or_else(|| StoreError::Unavailable("no read connection free".into()))?;
         Ok(Self {
-            inner,
+            pool,
             conn: Some(conn),
         })
     }
@@ -192,13 +270,73 @@ impl<'a> Lease<'a> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.inner
-                .readers
+            self.pool
+                .connections
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(conn);
         }
     }
+}
+
+/// The SHA-256 recorded for a migration's SQL when it is applied.
+fn migration_checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Refuses, without changing anything, a database whose recorded migrations are not exactly
+/// [`MIGRATIONS`]: a reader that cannot migrate must not guess at another schema.
+fn check_migrations(conn: &Connection, path: &Path) -> StoreResult<()> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if !has_table {
+        return Err(StoreError::Corrupt(format!(
+            "{} records no schema migrations: it is not a custody database",
+            path.display()
+        )));
+    }
+    let recorded: Vec<(i64, String)> = conn
+        .prepare("SELECT version, checksum FROM schema_migrations ORDER BY version")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    for (version, checksum) in &recorded {
+        match MIGRATIONS.iter().find(|(v, _)| v == version) {
+            Some((_, sql)) if migration_checksum(sql) == *checksum => {}
+            Some(_) => {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {version} differs from the one applied to this database"
+                )));
+            }
+            None if *version > known => {
+                return Err(StoreError::Corrupt(format!(
+                    "the database has schema version {version}, newer than this custody knows ({known}): run a newer custody"
+                )));
+            }
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "the database records a migration {version} this custody does not know"
+                )));
+            }
+        }
+    }
+    if let Some((missing, _)) = MIGRATIONS
+        .iter()
+        .find(|(v, _)| !recorded.iter().any(|(r, _)| r == v))
+    {
+        return Err(StoreError::Unavailable(format!(
+            "the database lacks migration {missing} of this custody's {known}: it is read only as it is, so start `custody serve` on it once to migrate it, or use the custody that wrote it"
+        )));
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -221,7 +359,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         )));
     }
     for (version, sql) in MIGRATIONS {
-        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        let checksum = migration_checksum(sql);
         let applied: Option<String> = tx
             .query_row(
                 "SELECT checksum FROM schema_migrations WHERE version = ?1",
@@ -250,7 +388,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     tx.commit().map_err(unavailable)
 }
 
-impl Inner {
+impl ReadPool {
     fn log_id(&self, conn: &Connection, key: &LogKey) -> StoreResult<i64> {
         if let Some(id) = self
             .log_ids
@@ -343,7 +481,7 @@ fn collect_entries(
         .collect()
 }
 
-impl LedgerReader for SqliteStore {
+impl LedgerReader for ReadOnlySqliteStore {
     async fn tenants(&self) -> StoreResult<Vec<TenantName>> {
         self.read(|_, conn| {
             let mut stmt = conn
@@ -670,6 +808,72 @@ impl LedgerReader for SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+/// Reads go through the same pool a [`ReadOnlySqliteStore`] has, so the two read alike.
+impl LedgerReader for SqliteStore {
+    async fn tenants(&self) -> StoreResult<Vec<TenantName>> {
+        self.inner.reads.tenants().await
+    }
+
+    async fn logs(&self, tenant: &TenantName) -> StoreResult<Vec<LogRecord>> {
+        self.inner.reads.logs(tenant).await
+    }
+
+    async fn latest_checkpoint(&self, key: &LogKey) -> StoreResult<StoredCheckpoint> {
+        self.inner.reads.latest_checkpoint(key).await
+    }
+
+    async fn checkpoint_at(
+        &self,
+        key: &LogKey,
+        size: u64,
+    ) -> StoreResult<Option<StoredCheckpoint>> {
+        self.inner.reads.checkpoint_at(key, size).await
+    }
+
+    async fn nodes(&self, key: &LogKey, subtrees: &[Subtree]) -> StoreResult<Vec<Option<Hash>>> {
+        self.inner.reads.nodes(key, subtrees).await
+    }
+
+    async fn entry(&self, key: &LogKey, index: u64) -> StoreResult<Option<StoredEntry>> {
+        self.inner.reads.entry(key, index).await
+    }
+
+    async fn entry_range(&self, key: &LogKey, from: u64, to: u64) -> StoreResult<Vec<StoredEntry>> {
+        self.inner.reads.entry_range(key, from, to).await
+    }
+
+    async fn find_entries(
+        &self,
+        key: &LogKey,
+        filter: &EntryFilter,
+    ) -> StoreResult<Vec<StoredEntry>> {
+        self.inner.reads.find_entries(key, filter).await
+    }
+
+    async fn existing_ids(&self, key: &LogKey, ids: &[Uuid]) -> StoreResult<Vec<ExistingEntry>> {
+        self.inner.reads.existing_ids(key, ids).await
+    }
+
+    async fn payloads(
+        &self,
+        key: &LogKey,
+        from: u64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<PayloadHolder>> {
+        self.inner.reads.payloads(key, from, before, limit).await
+    }
+
+    async fn checkpoints(
+        &self,
+        key: &LogKey,
+        from_size: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredCheckpoint>> {
+        self.inner.reads.checkpoints(key, from_size, limit).await
     }
 }
 

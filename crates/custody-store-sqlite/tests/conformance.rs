@@ -1,5 +1,6 @@
 //! The storage conformance suite on the SQLite backend, plus what only a file-backed store can
-//! show: durability across reopening and the migration checksums.
+//! show: durability across reopening, the migration checksums, and a read-only opening that
+//! reads the same and changes nothing.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +74,10 @@ async fn populate(store: &SqliteStore) -> Vec<LogModel> {
 }
 
 /// Everything readable about the populated logs.
-async fn read_all(store: &SqliteStore, logs: &[LogModel]) -> Vec<(Vec<LogRecord>, LogSnapshot)> {
+async fn read_all(
+    store: &impl LedgerReader,
+    logs: &[LogModel],
+) -> Vec<(Vec<LogRecord>, LogSnapshot)> {
     let mut out = Vec::new();
     for m in logs {
         let ids: Vec<Uuid> = m.entries().iter().map(|e| e.id).collect();
@@ -241,5 +245,136 @@ async fn tampered_migration_checksum_is_corrupt() {
         store.logs(&logs[0].key().tenant).await.expect("logs"),
         logs.iter().map(|m| m.record().clone()).collect::<Vec<_>>(),
         "data after a refused open and a restored checksum"
+    );
+}
+
+/// What a database holds on disk: the SHA-256 and modification time of the database file,
+/// and the SHA-256 of the frames in its WAL, if any. The `-shm` index and an empty WAL are
+/// SQLite's scratch space, which any reader of a WAL database may create or rebuild.
+fn stored_state(path: &Path) -> (String, std::time::SystemTime, Option<String>) {
+    let sha = |p: &Path| hex::encode(Sha256::digest(std::fs::read(p).expect("read file")));
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = Path::new(&wal);
+    let frames = wal.metadata().is_ok_and(|m| m.len() > 0).then(|| sha(wal));
+    let modified = path
+        .metadata()
+        .and_then(|m| m.modified())
+        .expect("modification time");
+    (sha(path), modified, frames)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_reads_what_was_written_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let logs = populate(&store).await;
+    let written = read_all(&store, &logs).await;
+
+    // Beside a live writer, it reads the committed state, WAL included.
+    let reader = SqliteStore::open_read_only(&path)
+        .await
+        .expect("open read-only beside the writer");
+    assert_eq!(read_all(&reader, &logs).await, written, "beside the writer");
+    drop(reader);
+    drop(store);
+
+    // Alone, it finds what the writer left (WAL included) and leaves it as it found it.
+    let before = stored_state(&path);
+    let reader = SqliteStore::open_read_only(&path)
+        .await
+        .expect("open read-only");
+    assert_eq!(reader.path(), path.as_path());
+    assert_eq!(
+        reader.tenants().await.expect("tenants"),
+        vec![
+            custody_core::envelope::TenantName::parse("acme").expect("name"),
+            custody_core::envelope::TenantName::parse("beta").expect("name"),
+        ]
+    );
+    assert_eq!(
+        read_all(&reader, &logs).await,
+        written,
+        "after the writer closed"
+    );
+    drop(reader);
+    assert!(before.2.is_some(), "fixture: the writer left a WAL");
+    assert_eq!(
+        stored_state(&path),
+        before,
+        "a read-only store must not change the database or its WAL"
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_store_refuses_a_schema_it_does_not_know_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ledger.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    conformance::create(&store, "acme").await;
+    drop(store);
+    let pristine = std::fs::read(&path).expect("read db");
+    let sql = |statement: &str| {
+        std::fs::write(&path, &pristine).expect("restore db");
+        Connection::open(&path)
+            .expect("open with rusqlite")
+            .execute_batch(statement)
+            .expect(statement);
+    };
+    let (first, checksum) = expected_migrations().remove(0);
+    let (last, _) = expected_migrations().pop().expect("a migration");
+    let cases = [
+        (
+            format!(
+                "INSERT INTO schema_migrations (version, checksum) VALUES ({}, '{checksum}')",
+                last + 1
+            ),
+            format!("schema version {}, newer than this custody knows", last + 1),
+        ),
+        (
+            format!("INSERT INTO schema_migrations (version, checksum) VALUES (0, '{checksum}')"),
+            "a migration 0 this custody does not know".to_owned(),
+        ),
+        (
+            format!("UPDATE schema_migrations SET checksum = '' WHERE version = {first}"),
+            format!("migration {first} differs"),
+        ),
+        (
+            format!("DELETE FROM schema_migrations WHERE version = {last}"),
+            format!("lacks migration {last}"),
+        ),
+        (
+            "DROP TABLE schema_migrations".to_owned(),
+            "records no schema migrations".to_owned(),
+        ),
+    ];
+    for (statement, named) in cases {
+        sql(&statement);
+        let before = stored_state(&path);
+        match SqliteStore::open_read_only(&path).await {
+            Err(e @ (StoreError::Corrupt(_) | StoreError::Unavailable(_))) => assert!(
+                e.to_string().contains(&named),
+                "{statement}: the refusal should say {named:?}: {e}"
+            ),
+            Err(e) => panic!("{statement}: expected Corrupt or Unavailable, got {e:?}"),
+            Ok(_) => panic!("{statement}: a read-only store must refuse this schema"),
+        }
+        assert_eq!(
+            stored_state(&path),
+            before,
+            "{statement}: a refused read-only open must not migrate or change anything"
+        );
+    }
+
+    let missing = dir.path().join("missing.db");
+    match SqliteStore::open_read_only(&missing).await {
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => panic!("a missing file: expected NotFound, got {e:?}"),
+        Ok(_) => panic!("a missing file cannot be opened"),
+    }
+    assert!(
+        !missing.exists(),
+        "a read-only open must not create the file"
     );
 }

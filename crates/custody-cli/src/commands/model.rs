@@ -11,8 +11,11 @@ use custody_model::ModelDigest;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::args::TenantArg;
+use crate::commands::keys;
+use crate::output::print;
+use crate::settings::Settings;
 use crate::submit::{self, Outcome};
-use crate::{TenantArg, keys, print};
 
 /// `custody model ...`.
 #[derive(Subcommand)]
@@ -90,7 +93,8 @@ pub async fn hash(path: &Path) -> anyhow::Result<ModelDigest> {
 }
 
 /// Runs a `custody model` command.
-pub async fn run(command: ModelCommand, server: &str, json: bool) -> anyhow::Result<i32> {
+pub async fn run(command: ModelCommand, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     match command {
         ModelCommand::Hash { path } => {
             let digest = hash(&path).await?;
@@ -100,7 +104,7 @@ pub async fn run(command: ModelCommand, server: &str, json: bool) -> anyhow::Res
                 println!("{}", digest.version_hash());
             }
         }
-        ModelCommand::Register(args) => return register(args, server, json).await,
+        ModelCommand::Register(args) => return register(args, settings).await,
         ModelCommand::Bundle {
             path,
             key,
@@ -145,7 +149,8 @@ pub async fn run(command: ModelCommand, server: &str, json: bool) -> anyhow::Res
     Ok(0)
 }
 
-async fn register(args: RegisterArgs, server: &str, json: bool) -> anyhow::Result<i32> {
+async fn register(args: RegisterArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     let digest = hash(&args.path).await?;
     let hash = digest.version_hash();
     let manifest = digest.manifest_json();
@@ -168,7 +173,7 @@ async fn register(args: RegisterArgs, server: &str, json: bool) -> anyhow::Resul
         "related": [{"kind": "training_run", "id": args.run, "rel": "produced_by"}],
         "body": body,
     });
-    let client = crate::connect(server)?;
+    let client = settings.client()?;
     let r = match submit::submit(&client, &args.tenant.tenant, &entry).await? {
         Outcome::Appended(r) => r,
         Outcome::Refused(p) => {

@@ -25,8 +25,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use custody_verify::pack::{self as pack_check, PackProblem, PackReport, SUMS};
+
+use crate::commands::pack::{self, PackArgs};
 use crate::objects::{self, EndpointArg};
-use crate::pack::{self, PackArgs, PackProblem, PackReport, SUMS};
 
 /// Objects transferred at once: enough to hide request latency, few enough for a small
 /// machine and a rate-limited bucket.
@@ -70,7 +72,7 @@ impl Location {
                     bail!("{label}: names no bucket; write s3://BUCKET/PREFIX/");
                 }
                 let prefix = prefix.trim_matches('/');
-                if !prefix.is_empty() && !pack::is_inside(prefix) {
+                if !prefix.is_empty() && !pack_check::is_inside(prefix) {
                     bail!(
                         "{label}: the prefix {prefix:?} has an empty, `.` or `..` segment; write s3://BUCKET/PREFIX/"
                     );
@@ -211,7 +213,7 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => bail!("{}: {e}", self.shown),
                 Ok(m) if !m.is_dir() => bail!("{}: not a directory", self.shown),
-                Ok(_) => Ok(pack::list_files(dir)?.into_iter().collect()),
+                Ok(_) => Ok(pack_check::list_files(dir)?.into_iter().collect()),
             },
         }
     }
@@ -335,7 +337,7 @@ impl Store {
             let bytes = tokio::fs::read(dir.join(&name))
                 .await
                 .with_context(|| format!("cannot read {}", dir.join(&name).display()))?;
-            let local = pack::sha256_hex(&bytes);
+            let local = pack_check::sha256_hex(&bytes);
             self.create(&name, bytes).await?;
             created = true;
             let stored = self.read(&name, None).await?;
@@ -367,7 +369,7 @@ struct Copied {
 /// Copies the pack in `dir` under the store's prefix, `SHA256SUMS` last; on failure removes
 /// the objects this export created, the manifest first.
 async fn upload(store: &Store, dir: &Path) -> anyhow::Result<()> {
-    let files: Vec<String> = pack::list_files(dir)?
+    let files: Vec<String> = pack_check::list_files(dir)?
         .into_iter()
         .filter(|f| f != SUMS)
         .collect();
@@ -480,7 +482,7 @@ pub async fn verify(
     let mut problems = Vec::new();
     let mut wanted = Vec::new();
     for name in names.into_iter().filter(|n| n != SUMS) {
-        if pack::is_inside(&name) {
+        if pack_check::is_inside(&name) {
             wanted.push(name);
         } else {
             problems.push(PackProblem {
@@ -518,7 +520,8 @@ pub async fn verify(
 
     // Errors name files in the temporary copy: name the objects instead.
     let local = format!("{}/", dir.display());
-    let offline = pack::verify(&dir, pinned).map_err(|e| {
+    let offline = pack_check::verify(&dir, pinned).map_err(|e| {
+        let e = anyhow::Error::from(e);
         let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
         anyhow::anyhow!(chain.join(": ").replace(&local, &store.shown))
     });
@@ -567,7 +570,7 @@ mod tests {
         assert!(e.to_string().contains("write-once"), "{e}");
         assert_eq!(
             store.read("a/b.json", None).await.unwrap(),
-            pack::sha256_hex(b"one")
+            pack_check::sha256_hex(b"one")
         );
         assert_eq!(store.list().await.unwrap(), vec!["a/b.json".to_owned()]);
     }
@@ -585,7 +588,7 @@ mod tests {
         std::fs::write(out.join("b.json"), "someone else's").unwrap();
         let e = upload(&dir_store(&out), &local).await.unwrap_err();
         assert!(format!("{e:#}").contains("write-once"), "{e:#}");
-        assert_eq!(pack::list_files(&out).unwrap().len(), 1);
+        assert_eq!(pack_check::list_files(&out).unwrap().len(), 1);
         assert_eq!(
             std::fs::read_to_string(out.join("b.json")).unwrap(),
             "someone else's"
@@ -594,8 +597,8 @@ mod tests {
         let fresh = tmp.path().join("fresh");
         upload(&dir_store(&fresh), &local).await.unwrap();
         assert_eq!(
-            pack::list_files(&fresh).unwrap(),
-            pack::list_files(&local).unwrap()
+            pack_check::list_files(&fresh).unwrap(),
+            pack_check::list_files(&local).unwrap()
         );
     }
 

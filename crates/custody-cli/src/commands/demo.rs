@@ -608,14 +608,14 @@ pub async fn run(data_dir: PathBuf, listen: String, server_name: String) -> anyh
         println!("Approver keys for `custody approve`: {}", key_dir.display());
         anyhow::Ok(())
     });
-    let served = crate::serve::run_with_ready(
+    let served = crate::commands::serve::run_with_ready(
         data_dir,
         listen,
         server_name,
         None,
         None,
         None,
-        crate::serve::Bootstrap::Hand,
+        crate::commands::serve::Bootstrap::Hand,
         custody_server::ServeOptions::default(),
         |addr, admin| {
             let _ = tx.send((addr, admin));

@@ -32,7 +32,10 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{TenantArg, objects, print};
+use crate::args::TenantArg;
+use crate::objects;
+use crate::output::print;
+use crate::settings::Settings;
 
 /// Exit code when any artifact drifted or is missing.
 pub const EXIT_DRIFT: i32 = 4;
@@ -694,7 +697,8 @@ impl Report {
 }
 
 /// Runs `custody drift`; returns the exit code (0 ok, 4 drift or missing, 1 unreachable).
-pub async fn run(args: DriftArgs, client: &Client, json: bool) -> anyhow::Result<i32> {
+pub async fn run(args: DriftArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let (client, json) = (&settings.client()?, settings.json);
     let maps = parse_maps(&args.maps)?;
     let endpoint = args.endpoint.checked()?.map(str::to_owned);
     let tenant = args.tenant.tenant;

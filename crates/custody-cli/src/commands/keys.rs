@@ -11,8 +11,10 @@ use clap::{Subcommand, ValueEnum};
 use custody_core::signing::{KeyAlgorithm, PublicKey, SigningKey};
 use serde_json::json;
 
+use crate::args::TenantArg;
+use crate::output::print;
+use crate::settings::Settings;
 use crate::submit::{self, Outcome};
-use crate::{TenantArg, print};
 
 /// Key algorithms on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -95,7 +97,8 @@ fn create_new(path: &Path, mode: u32, text: &str) -> anyhow::Result<()> {
 }
 
 /// Runs a `custody key` command.
-pub async fn run(command: KeyCommand, server: &str, json: bool) -> anyhow::Result<i32> {
+pub async fn run(command: KeyCommand, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     match command {
         KeyCommand::Generate { algorithm, output } => {
             let public = public_path(&output);
@@ -142,7 +145,7 @@ pub async fn run(command: KeyCommand, server: &str, json: bool) -> anyhow::Resul
                     "key_fingerprint": fp,
                 },
             });
-            let client = crate::connect(server)?;
+            let client = settings.client()?;
             let r = match submit::submit(&client, &tenant.tenant, &entry).await? {
                 Outcome::Appended(r) => r,
                 Outcome::Refused(p) => {

@@ -1,10 +1,11 @@
-//! `custody principal` and `custody token`: who may call custody, with which roles.
+//! `custody principal`, `custody token` and `custody whoami`: who may call custody, with
+//! which roles.
 
 use clap::Subcommand;
 use custody_api as api;
-use custody_client::Client;
 
-use crate::print;
+use crate::output::print;
+use crate::settings::Settings;
 
 /// Principal commands.
 #[derive(Subcommand)]
@@ -80,8 +81,27 @@ fn token_line(t: &api::TokenInfo) -> String {
     )
 }
 
+/// Runs `custody whoami`.
+pub async fn whoami(settings: &Settings) -> anyhow::Result<i32> {
+    let w = settings.client()?.whoami().await?;
+    print(settings.json, &w, || {
+        format!(
+            "{} ({}) in {} with roles {}; token {}",
+            w.principal,
+            w.kind,
+            w.tenant
+                .as_deref()
+                .unwrap_or("every tenant (server administrator)"),
+            w.roles.join(", "),
+            w.token
+        )
+    })?;
+    Ok(0)
+}
+
 /// Runs a principal command.
-pub async fn principal(c: PrincipalCommand, client: &Client, json: bool) -> anyhow::Result<()> {
+pub async fn principal(c: PrincipalCommand, settings: &Settings) -> anyhow::Result<i32> {
+    let (client, json) = (settings.client()?, settings.json);
     match c {
         PrincipalCommand::Create {
             tenant,
@@ -110,7 +130,7 @@ pub async fn principal(c: PrincipalCommand, client: &Client, json: bool) -> anyh
                     made.token.token,
                     made.token.info.expires
                 )
-            })
+            })?;
         }
         PrincipalCommand::List { tenant } => {
             let list = client.principals(&tenant).await?;
@@ -128,13 +148,15 @@ pub async fn principal(c: PrincipalCommand, client: &Client, json: bool) -> anyh
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
-            })
+            })?;
         }
     }
+    Ok(0)
 }
 
 /// Runs a token command.
-pub async fn token(c: TokenCommand, client: &Client, json: bool) -> anyhow::Result<()> {
+pub async fn token(c: TokenCommand, settings: &Settings) -> anyhow::Result<i32> {
+    let (client, json) = (settings.client()?, settings.json);
     match c {
         TokenCommand::Issue {
             tenant,
@@ -149,7 +171,7 @@ pub async fn token(c: TokenCommand, client: &Client, json: bool) -> anyhow::Resu
                     "token (shown once; store it now): {}\nexpires {}",
                     t.token, t.info.expires
                 )
-            })
+            })?;
         }
         TokenCommand::List { tenant, principal } => {
             let list = client.tokens(&tenant, &principal).await?;
@@ -159,11 +181,12 @@ pub async fn token(c: TokenCommand, client: &Client, json: bool) -> anyhow::Resu
                     .map(token_line)
                     .collect::<Vec<_>>()
                     .join("\n")
-            })
+            })?;
         }
         TokenCommand::Revoke { tenant, token } => {
             let t = client.revoke_token(&tenant, &token).await?;
-            print(json, &t, || format!("revoked {}", token_line(&t)))
+            print(json, &t, || format!("revoked {}", token_line(&t)))?;
         }
     }
+    Ok(0)
 }

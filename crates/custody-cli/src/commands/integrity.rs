@@ -5,16 +5,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use custody_api as api;
-use custody_client::Client;
 use custody_core::checkpoint::SignedCheckpoint;
 use custody_core::envelope::{LogName, TenantName};
 use custody_core::merkle::{Hash, verify_consistency};
-use custody_ledger::{Ledger, LedgerConfig};
 use custody_store::{LedgerReader, LogKey};
+use custody_store_objects::{PayloadObjects, WithPayloadObjects};
 use custody_store_sqlite::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::print;
+use crate::commands::serve::DATABASE_FILE;
+use crate::output::print;
+use crate::pins;
+use crate::settings::Settings;
 
 /// Options of `custody verify --deep`.
 #[derive(Args, Clone, Default)]
@@ -55,17 +57,14 @@ fn report_text(tenant: &str, r: &api::ReconcileReport) -> String {
 }
 
 /// Runs the deep verification; returns the exit code (0 clean, 2 problems).
-pub async fn deep(
-    args: DeepArgs,
-    client: impl FnOnce() -> anyhow::Result<Client>,
-    json: bool,
-) -> anyhow::Result<i32> {
+pub async fn deep(args: DeepArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     let reports: Vec<(String, api::ReconcileReport)> = match &args.data_dir {
         Some(dir) => {
             let objects = args
                 .payload_store
                 .as_deref()
-                .map(|url| custody_store_objects::PayloadObjects::from_url(url, usize::MAX))
+                .map(|url| PayloadObjects::from_url(url, usize::MAX))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--payload-store: {e}"))?;
             offline(dir, args.tenant.as_deref(), objects, json).await?
@@ -76,7 +75,7 @@ pub async fn deep(
                     "--deep needs --tenant (the server checks one tenant) or --data-dir DIR (offline, every tenant)"
                 );
             };
-            let r = client()?.reconcile(&tenant).await?;
+            let r = settings.client()?.reconcile(&tenant).await?;
             vec![(tenant, r)]
         }
     };
@@ -92,35 +91,26 @@ pub async fn deep(
     Ok(if ok { 0 } else { 2 })
 }
 
+/// Deep-verifies the embedded store of a data directory, opened read-only: no migration, no
+/// write, no key directory, so auditing a store cannot change it.
 async fn offline(
     dir: &Path,
     only: Option<&str>,
-    objects: Option<custody_store_objects::PayloadObjects>,
+    objects: Option<PayloadObjects>,
     quiet: bool,
 ) -> anyhow::Result<Vec<(String, api::ReconcileReport)>> {
-    let db = dir.join(crate::serve::DATABASE_FILE);
+    let db = dir.join(DATABASE_FILE);
     if !db.is_file() {
-        bail!(
-            "--data-dir {}: no {} in it",
-            dir.display(),
-            crate::serve::DATABASE_FILE
-        );
+        bail!("--data-dir {}: no {DATABASE_FILE} in it", dir.display());
     }
-    let store = SqliteStore::open(&db)
+    let store = SqliteStore::open_read_only(&db)
         .await
         .with_context(|| format!("cannot open {}", db.display()))?;
-    let store = custody_store_objects::WithPayloadObjects::new(store, objects);
+    let store = WithPayloadObjects::new(store, objects);
     let tenants = match only {
         Some(t) => vec![TenantName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?],
         None => store.tenants().await?,
     };
-    let (ledger, _) = Ledger::open(
-        store,
-        LedgerConfig {
-            server_name: "custody.local".into(),
-            key_dir: dir.join("keys"),
-        },
-    )?;
     let mut out = Vec::new();
     for tenant in tenants {
         let mut logs = Vec::new();
@@ -139,23 +129,14 @@ async fn offline(
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_message(format!("{tenant}/{}", log.as_str()));
-            let audit = ledger
-                .audit_log(&key, |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })
-                .await
-                .with_context(|| format!("cannot check {tenant}/{}", log.as_str()))?;
+            let audit = custody_verify::deep::audit_log(&store, &key, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await
+            .with_context(|| format!("cannot check {tenant}/{}", log.as_str()))?;
             bar.finish_and_clear();
-            logs.push(api::LogAuditReport {
-                log: log.as_str().into(),
-                entries: audit.entries,
-                nodes: audit.nodes,
-                checkpoints: audit.checkpoints,
-                payloads: audit.payloads,
-                problem_count: audit.problem_count,
-                problems: audit.problems,
-            });
+            logs.push(audit.into_report(log));
         }
         let ok = logs.iter().all(|l| l.problem_count == 0);
         out.push((tenant.to_string(), api::ReconcileReport { ok, logs }));
@@ -186,8 +167,10 @@ pub struct WitnessArgs {
 }
 
 /// Runs `custody witness`: 0 consistent, 2 fork or bad proof.
-pub async fn witness(a: WitnessArgs, client: &Client, json: bool) -> anyhow::Result<i32> {
-    let verifier = crate::verify::read_vkey(&a.vkey)?;
+pub async fn witness(a: WitnessArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let client = settings.client()?;
+    let json = settings.json;
+    let verifier = pins::read_vkey(&a.vkey)?;
     let held_text = std::fs::read_to_string(&a.checkpoint)
         .with_context(|| format!("cannot read --checkpoint {}", a.checkpoint.display()))?;
     let held = SignedCheckpoint::open(&held_text, &verifier).map_err(|e| {

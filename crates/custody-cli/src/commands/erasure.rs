@@ -4,12 +4,12 @@
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use custody_api as api;
-use custody_client::Client;
 use serde_json::json;
 
-use crate::print;
+use crate::output::print;
+use crate::settings::Settings;
 use crate::submit::{self, Outcome};
 
 /// Retention commands.
@@ -41,6 +41,27 @@ pub enum RetentionCommand {
     },
 }
 
+/// Options of `custody erase`.
+#[derive(Args)]
+pub struct EraseArgs {
+    /// Tenant.
+    #[arg(long, short)]
+    tenant: String,
+    /// The subject's identifier as payloads hold it (exact string match); `-` reads it
+    /// from stdin.
+    #[arg(long)]
+    data_subject: String,
+    /// Why the erasure is lawful, e.g. "GDPR Art. 17(1)(a)".
+    #[arg(long)]
+    legal_basis: String,
+    /// The request's reference, e.g. DSR-2026-117.
+    #[arg(long)]
+    reference: Option<String>,
+    /// List what would be erased, erase nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
 fn report_text(r: &api::ErasureReport) -> String {
     let verb = if r.dry_run { "would erase" } else { "erased" };
     let mut out = format!("{verb} {} payload(s)", r.erased.len());
@@ -57,7 +78,8 @@ fn report_text(r: &api::ErasureReport) -> String {
 }
 
 /// Runs a retention command.
-pub async fn retention(c: RetentionCommand, client: &Client, json: bool) -> anyhow::Result<()> {
+pub async fn retention(c: RetentionCommand, settings: &Settings) -> anyhow::Result<i32> {
+    let (client, json) = (&settings.client()?, settings.json);
     match c {
         RetentionCommand::Set {
             tenant,
@@ -82,7 +104,7 @@ pub async fn retention(c: RetentionCommand, client: &Client, json: bool) -> anyh
             match submit::submit(client, &tenant, &entry).await? {
                 Outcome::Appended(r) => print(json, &r, || {
                     format!("retention policy set at governance index {}", r.index)
-                }),
+                })?,
                 Outcome::Refused(p) => bail!("{}", p.detail),
             }
         }
@@ -100,22 +122,23 @@ pub async fn retention(c: RetentionCommand, client: &Client, json: bool) -> anyh
                     },
                 )
                 .await?;
-            print(json, &r, || report_text(&r))
+            print(json, &r, || report_text(&r))?;
         }
     }
+    Ok(0)
 }
 
 /// `custody erase`: a data-subject request. `subject` of `-` is read from stdin, so it stays
 /// out of shell history and `ps`.
-pub async fn erase(
-    client: &Client,
-    tenant: &str,
-    subject: &str,
-    legal_basis: String,
-    reference: Option<String>,
-    dry_run: bool,
-    json: bool,
-) -> anyhow::Result<()> {
+pub async fn erase(args: EraseArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let EraseArgs {
+        tenant,
+        data_subject: subject,
+        legal_basis,
+        reference,
+        dry_run,
+    } = args;
+    let client = settings.client()?;
     let data_subject = if subject == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -123,11 +146,11 @@ pub async fn erase(
             .context("cannot read the data subject from stdin")?;
         s.trim().to_owned()
     } else {
-        subject.to_owned()
+        subject
     };
     let r = client
         .erase_subject(
-            tenant,
+            &tenant,
             &api::EraseRequest {
                 data_subject,
                 legal_basis,
@@ -136,5 +159,6 @@ pub async fn erase(
             },
         )
         .await?;
-    print(json, &r, || report_text(&r))
+    print(settings.json, &r, || report_text(&r))?;
+    Ok(0)
 }

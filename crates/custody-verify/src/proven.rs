@@ -1,8 +1,8 @@
-//! Checks the proofs every audit answer and evidence pack carries, so the CLI never prints a
-//! claim it could not prove: each log's signed checkpoint is opened with a verifier key, each
+//! Checks the proofs every audit answer and evidence pack carries, so nothing is shown as
+//! proven that was not: each log's signed checkpoint is opened with a verifier key, each
 //! entry's leaf hash is re-derived from its envelope (RFC 8785, then RFC 9162 leaf hash), and
-//! each inclusion proof is folded up to the signed root. Read commands and `custody verify`
-//! on a pack share this one implementation.
+//! each inclusion proof is folded up to the signed root. The CLI's read commands and the check
+//! of an evidence pack share this one implementation.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,8 @@ use custody_core::jcs;
 use custody_core::merkle::{self, Hash};
 use custody_core::note::{Note, NoteVerifier};
 use serde::Serialize;
+
+use crate::origin_tail;
 
 /// Which verifier key opens each log's checkpoint.
 #[derive(Debug, Clone, Copy)]
@@ -120,28 +122,32 @@ impl Report {
     }
 
     /// The report when every check passed; otherwise an error naming each failure.
-    pub fn into_result(self) -> anyhow::Result<Report> {
+    pub fn into_result(self) -> Result<Report, Unproven> {
         if self.failures.is_empty() {
-            return Ok(self);
+            Ok(self)
+        } else {
+            Err(Unproven {
+                failures: self.failures,
+            })
         }
-        let list: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| format!("{} {}: {}", f.target, f.check, f.message))
-            .collect();
-        anyhow::bail!(
-            "the answer's proofs do NOT verify, so it is not shown: {}",
-            list.join("; ")
-        )
     }
 }
 
-/// `(tenant, log)` from an origin `<server>/<tenant>/<log>`.
-pub fn origin_tail(origin: &str) -> (Option<&str>, Option<&str>) {
-    let mut parts = origin.rsplitn(3, '/');
-    let log = parts.next();
-    let tenant = parts.next();
-    (tenant, log)
+/// An answer whose proofs do not all verify: it must not be shown as evidence.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the answer's proofs do NOT verify, so it is not shown: {}", list(.failures))]
+pub struct Unproven {
+    /// Every check that failed.
+    pub failures: Vec<Failure>,
+}
+
+/// `target check: message` of each failure, `; `-separated.
+fn list(failures: &[Failure]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{} {}: {}", f.target, f.check, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The origin a signed note claims, read without checking its signature (to pick the key).
@@ -373,18 +379,13 @@ pub fn check(proven: &Proven, keys: Keys<'_>, tenant: Option<&str>) -> Report {
     }
 }
 
-/// Reads `--vkey` values (each a verifier key or a file holding one).
-pub fn read_vkeys(args: &[String]) -> anyhow::Result<Vec<NoteVerifier>> {
-    args.iter().map(|a| crate::verify::read_vkey(a)).collect()
-}
-
 /// Checks an answer's proofs with the pinned keys, or the answer's own when none are pinned,
 /// and fails unless everything verifies.
 pub fn verify_answer(
     proven: &Proven,
     pinned: &[NoteVerifier],
     tenant: &str,
-) -> anyhow::Result<Report> {
+) -> Result<Report, Unproven> {
     let keys = if pinned.is_empty() {
         Keys::Announced
     } else {

@@ -12,8 +12,11 @@ use custody_core::dsse;
 use custody_core::intoto::{self, ApprovalPredicate, Criterion, Decision};
 use serde_json::{Value, json};
 
+use crate::args::TenantArg;
+use crate::commands::keys;
+use crate::output::print;
+use crate::settings::Settings;
 use crate::submit::{self, Outcome};
-use crate::{TenantArg, keys, print};
 
 /// Approve or reject.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -138,7 +141,8 @@ fn criterion(arg: &str) -> anyhow::Result<Criterion> {
 }
 
 /// Signs and submits an approval.
-pub async fn approve(a: ApproveArgs, server: &str, json: bool) -> anyhow::Result<i32> {
+pub async fn approve(a: ApproveArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     let hash = submit::version_hash("--model", &a.model)?;
     let criteria = a
         .criteria
@@ -173,7 +177,7 @@ pub async fn approve(a: ApproveArgs, server: &str, json: bool) -> anyhow::Result
         "body": {},
         "payload": envelope_json,
     });
-    let client = crate::connect(server)?;
+    let client = settings.client()?;
     let r = match submit::submit(&client, &a.tenant.tenant, &entry).await? {
         Outcome::Appended(r) => r,
         Outcome::Refused(p) => {
@@ -251,10 +255,11 @@ async fn send_transition(
 }
 
 /// Records a promotion through the gate.
-pub async fn promote(a: PromoteArgs, server: &str, json: bool) -> anyhow::Result<i32> {
+pub async fn promote(a: PromoteArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     let to = submit::version_hash("--model", &a.model)?;
     let env = submit::environment("--env", &a.env)?;
-    let client = crate::connect(server)?;
+    let client = settings.client()?;
     let from = match &a.from {
         Some(f) => Some(submit::version_hash("--from", f)?),
         None => {
@@ -281,7 +286,8 @@ pub async fn promote(a: PromoteArgs, server: &str, json: bool) -> anyhow::Result
 }
 
 /// Records a rollback to a version that served before.
-pub async fn rollback(a: RollbackArgs, server: &str, json: bool) -> anyhow::Result<i32> {
+pub async fn rollback(a: RollbackArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
     let to = submit::version_hash("--to", &a.to)?;
     let from = submit::version_hash("--from", &a.from)?;
     let env = submit::environment("--env", &a.env)?;
@@ -293,7 +299,7 @@ pub async fn rollback(a: RollbackArgs, server: &str, json: bool) -> anyhow::Resu
         &a.authoriser,
         a.reason.as_deref(),
     )?;
-    let client = crate::connect(server)?;
+    let client = settings.client()?;
     let what = format!("rollback of {env} from {from} to {to}");
     let done = format!("rolled {env} back from {from} to {to}");
     send_transition(&client, &a.tenant.tenant, &entry, what, done, json).await

@@ -9,21 +9,15 @@ use std::path::PathBuf;
 use clap::Args;
 use custody_api::evidence::{EvidenceLink, Proven, ProvenEntry, TraceAnswer};
 use custody_client::TraceQuery;
+use custody_verify::proven::{self, Report};
 use serde_json::Value;
 
-use crate::proofs::{self, Report};
+use crate::args::{TenantArg, VkeyArgs};
+use crate::commands::model;
+use crate::output::print;
+use crate::pins;
+use crate::settings::Settings;
 use crate::submit::{self, EXIT_REFUSED};
-use crate::{TenantArg, model, print};
-
-/// Pinned verifier keys for read commands.
-#[derive(Args, Clone, Default)]
-pub struct VkeyArgs {
-    /// A log's verifier key (or a file holding it) to check checkpoints with; repeat for each
-    /// log (governance, inference). Without it the keys that came with the answer (or pack)
-    /// are used, which shows consistency, not who signed.
-    #[arg(long = "vkey", value_name = "VKEY_OR_FILE")]
-    pub vkeys: Vec<String>,
-}
 
 /// Where a trace starts: exactly one.
 #[derive(Args)]
@@ -260,8 +254,9 @@ fn find_entry<'a>(proven: &'a Proven, id: &str) -> Option<&'a ProvenEntry> {
 }
 
 /// Runs `custody trace`.
-pub async fn trace(a: TraceArgs, server: &str, json: bool) -> anyhow::Result<i32> {
-    let pinned = proofs::read_vkeys(&a.vkeys.vkeys)?;
+pub async fn trace(a: TraceArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
+    let pinned = pins::read_vkeys(&a.vkeys.vkeys)?;
     let q = TraceQuery {
         entry: a.start.entry,
         request_id: a.start.request_id,
@@ -271,20 +266,22 @@ pub async fn trace(a: TraceArgs, server: &str, json: bool) -> anyhow::Result<i32
         forward: a.forward,
         limit: a.limit,
     };
-    let t = crate::connect(server)?.trace(&a.tenant.tenant, &q).await?;
-    let report = proofs::verify_answer(&t.proven, &pinned, &a.tenant.tenant)?;
+    let t = settings.client()?.trace(&a.tenant.tenant, &q).await?;
+    let report = proven::verify_answer(&t.proven, &pinned, &a.tenant.tenant)?;
     print(json, &t, || render_trace(&t, &report))?;
     Ok(0)
 }
 
 /// Runs `custody served`.
-pub async fn served(a: ServedArgs, server: &str, json: bool) -> anyhow::Result<i32> {
-    let pinned = proofs::read_vkeys(&a.vkeys.vkeys)?;
+pub async fn served(a: ServedArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
+    let pinned = pins::read_vkeys(&a.vkeys.vkeys)?;
     let env = submit::environment("--env", &a.env)?;
-    let s = crate::connect(server)?
+    let s = settings
+        .client()?
         .served(&a.tenant.tenant, &env, a.at.as_deref())
         .await?;
-    let report = proofs::verify_answer(&s.proven, &pinned, &a.tenant.tenant)?;
+    let report = proven::verify_answer(&s.proven, &pinned, &a.tenant.tenant)?;
     print(json, &s, || {
         let mut lines = Vec::new();
         match &s.version_hash {
@@ -336,13 +333,12 @@ pub async fn served(a: ServedArgs, server: &str, json: bool) -> anyhow::Result<i
 }
 
 /// Runs `custody history`.
-pub async fn history(a: HistoryArgs, server: &str, json: bool) -> anyhow::Result<i32> {
-    let pinned = proofs::read_vkeys(&a.vkeys.vkeys)?;
+pub async fn history(a: HistoryArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
+    let pinned = pins::read_vkeys(&a.vkeys.vkeys)?;
     let hash = submit::version_hash("HASH", &a.hash)?;
-    let h = crate::connect(server)?
-        .history(&a.tenant.tenant, &hash)
-        .await?;
-    let report = proofs::verify_answer(&h.proven, &pinned, &a.tenant.tenant)?;
+    let h = settings.client()?.history(&a.tenant.tenant, &hash).await?;
+    let report = proven::verify_answer(&h.proven, &pinned, &a.tenant.tenant)?;
     print(json, &h, || {
         let mut lines = vec![format!("{} {}", h.model_name, h.version_hash)];
         lines.push(format!(
@@ -387,8 +383,9 @@ pub async fn history(a: HistoryArgs, server: &str, json: bool) -> anyhow::Result
 }
 
 /// Runs `custody admit`: exit 0 when admitted, 3 when not.
-pub async fn admit(a: AdmitArgs, server: &str, json: bool) -> anyhow::Result<i32> {
-    let pinned = proofs::read_vkeys(&a.vkeys.vkeys)?;
+pub async fn admit(a: AdmitArgs, settings: &Settings) -> anyhow::Result<i32> {
+    let json = settings.json;
+    let pinned = pins::read_vkeys(&a.vkeys.vkeys)?;
     let env = submit::environment("--env", &a.env)?;
     let digest = if a.weights.starts_with("sha256:") {
         submit::version_hash("PATH_OR_DIGEST", &a.weights)?
@@ -397,10 +394,11 @@ pub async fn admit(a: AdmitArgs, server: &str, json: bool) -> anyhow::Result<i32
             .await?
             .version_hash()
     };
-    let r = crate::connect(server)?
+    let r = settings
+        .client()?
         .admit(&a.tenant.tenant, &digest, &env)
         .await?;
-    let report = proofs::verify_answer(&r.proven, &pinned, &a.tenant.tenant)?;
+    let report = proven::verify_answer(&r.proven, &pinned, &a.tenant.tenant)?;
     print(json, &r, || {
         let rule = format!(
             "rule: {} approval{}{}{}",

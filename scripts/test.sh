@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
 # The whole test suite, as a fresh clone runs it: unit, property, known-answer, integration
-# (real server on an ephemeral port) and process tests (the real binary, killed with SIGKILL),
-# on both storage backends. A throwaway PostgreSQL cluster is started for the run and removed
-# afterwards (scripts/pg-cluster.sh).
+# (the real server on an ephemeral port) and process tests (the real binary, killed with
+# SIGKILL), on both storage backends. One throwaway PostgreSQL cluster serves the whole run
+# (scripts/pg-cluster.sh) and is removed afterwards; tests that need PostgreSQL find it
+# through CUSTODY_PG_*, and fail rather than skip without it.
+#
+# Arguments go to the test runner: `scripts/test.sh -p custody-server` runs one crate's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(scripts/pg-cluster.sh start)"
 trap 'scripts/pg-cluster.sh stop "$CUSTODY_PG_DIR"' EXIT
-export CUSTODY_REQUIRE_PG=1
 
-# The storage conformance suite on each backend, with its report: both must run every case.
-report="$(cargo test --locked -p custody-store-sqlite -p custody-store-postgres --test conformance \
-    -- --nocapture conformance 2>&1)" || { echo "$report"; exit 1; }
-cases="$(grep -c '^    "' <(sed -n '/^pub const CASES/,/^];/p' crates/custody-store/src/conformance.rs))"
-for backend in sqlite postgres; do
-    line="$(grep -E "^conformance: backend=$backend passed=" <<<"$report" || true)"
-    if [[ "$line" != "conformance: backend=$backend passed=$cases" ]]; then
-        echo "$report"
-        echo "test.sh: the conformance suite must run all $cases cases on $backend; got: ${line:-nothing}" >&2
-        exit 1
-    fi
-    echo "$line (of $cases cases)"
-done
+# Every run of the storage conformance suite writes the line that proves it passed every case.
+export CUSTODY_CONFORMANCE_REPORT="$PWD/target/conformance"
+rm -rf "$CUSTODY_CONFORMANCE_REPORT"
 
-cargo test --workspace --locked "$@"
+# cargo-nextest runs the test binaries side by side, each test in its own process; plain
+# `cargo test` runs the same tests one binary after another.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+    cargo test --workspace --locked --no-fail-fast --all-targets "$@"
+fi
+cargo test --workspace --locked --doc "$@"
+
+# The conformance suite must have run, whole, on both databases and through the object wrapper.
+if [[ $# -eq 0 ]]; then
+    cases="$(sed -n '/^pub const CASES/,/^];/p' crates/custody-conformance/src/lib.rs | grep -c '^    "')"
+    for backend in sqlite postgres sqlite+objects; do
+        want="conformance: backend=$backend passed=$cases"
+        got="$(cat "$CUSTODY_CONFORMANCE_REPORT/$backend.txt" 2>/dev/null || true)"
+        if [[ "$got" != "$want" ]]; then
+            echo "test.sh: the conformance suite must run all $cases cases on $backend; got: ${got:-nothing}" >&2
+            exit 1
+        fi
+        echo "$got (of $cases cases)"
+    done
+fi

@@ -440,7 +440,5 @@ impl std::fmt::Debug for LockGuard {
 }
 
 pub mod auth;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 
 pub use auth::{AuthStore, PrincipalRow, TokenRow};

@@ -67,17 +67,45 @@ impl Moto {
         moto
     }
 
-    /// The `AWS_*` variables that point an S3 client (custody's `object_store`) at this
-    /// server: endpoint, plain HTTP allowed, test credentials, a region.
+    /// The `AWS_*` variables that point an S3 client at this server (see [`aws_env`]).
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT", self.url.clone()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-        ]
+        aws_env(&self.url)
     }
+}
+
+/// The `AWS_*` variables that point an S3 client (custody's `object_store`) at `endpoint`:
+/// the endpoint, plain HTTP allowed, test credentials, a region.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT", endpoint.to_owned()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+/// Gives a command the test credentials and nothing else of AWS: every `AWS_*` variable
+/// inherited from the machine is removed (for commands that name the endpoint themselves,
+/// e.g. with `--s3-endpoint`).
+pub fn use_test_credentials(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(
+        aws_env("")
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "AWS_ENDPOINT" | "AWS_ALLOW_HTTP")),
+    );
+}
+
+/// Points a command at the S3 server `endpoint` and at nothing else: the test credentials of
+/// [`use_test_credentials`], and the endpoint with plain HTTP allowed.
+pub fn use_endpoint(cmd: &mut Command, endpoint: &str) {
+    use_test_credentials(cmd);
+    cmd.envs(aws_env(endpoint));
 }
 
 /// One plain HTTP/1.1 request; returns the status code.

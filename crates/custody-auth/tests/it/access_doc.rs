@@ -1,5 +1,5 @@
 //! `docs/ACCESS.md` carries the route/role matrix generated from the code; this test keeps it
-//! current (`UPDATE_ACCESS=1 cargo test -p custody-auth --test access_doc` rewrites it).
+//! current (`UPDATE_ACCESS=1 cargo test -p custody-auth --test it access_doc` rewrites it).
 
 const BEGIN: &str = "<!-- matrix:begin (generated from custody_auth::matrix::ROUTES) -->\n";
 const END: &str = "<!-- matrix:end -->";
@@ -17,7 +17,7 @@ fn committed_access_matrix_is_current() {
             std::fs::write(path, updated).expect("write docs/ACCESS.md");
         } else {
             panic!(
-                "docs/ACCESS.md's matrix differs from the code; run `UPDATE_ACCESS=1 cargo test -p custody-auth --test access_doc` and commit it"
+                "docs/ACCESS.md's matrix differs from the code; run `UPDATE_ACCESS=1 cargo test -p custody-auth --test it access_doc` and commit it"
             );
         }
     }

@@ -944,18 +944,7 @@ fn urlencode(s: &str) -> String {
 /// envelope with one changed byte is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_signed_by_pyca_cryptography_are_accepted() {
-    let venv = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/py-venv.sh"
-    ))
-    .output()
-    .expect("scripts/py-venv.sh runs");
-    assert!(
-        venv.status.success(),
-        "python venv: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+    let python = custody_testkit::python::python();
 
     let s = start().await;
     s.create_tenant(T).await;
@@ -1005,7 +994,7 @@ for alg in ("p256", "ed25519"):
                                           "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}]}}
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new(&python)
+    let out = std::process::Command::new(python)
         .args(["-c", SCRIPT, &hash["sha256:".len()..]])
         .output()
         .expect("python runs");

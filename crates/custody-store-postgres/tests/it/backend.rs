@@ -1,98 +1,31 @@
-//! The storage conformance suite on PostgreSQL, plus what only this backend has: migrations
-//! recorded with checksums in a shared database, row-level security, a role that would bypass
-//! it refused, and outages classified as `Unavailable` without PostgreSQL's text.
+//! What only the PostgreSQL backend has (the shared conformance suite runs in
+//! `custody-conformance`): migrations recorded with checksums in a shared database, row-level
+//! security, a role that would bypass it refused, and outages classified as `Unavailable`
+//! without PostgreSQL's text.
 //!
-//! `scripts/test.sh` starts a throwaway cluster and sets `CUSTODY_PG_URL` (a non-superuser
-//! role with CREATEDB) and `CUSTODY_PG_ADMIN_URL` (a superuser). Run alone without them, these
-//! tests say so and pass vacuously unless `CUSTODY_REQUIRE_PG` is set, as the test script does.
+//! The cluster is `custody_testkit::postgres`'s: the test run's, or one started for this
+//! process; without PostgreSQL these tests fail, never skip.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use custody_store::conformance::{self, numbered};
+use custody_conformance::{self as conformance, numbered};
 use custody_store::{LedgerReader, StoreError};
 use custody_store_postgres::{MIGRATIONS, PostgresStore};
 use sha2::{Digest, Sha256};
-use tokio_postgres::NoTls;
 
-/// The cluster's URLs, or `None` (after saying why) when no cluster was started.
-fn urls() -> Option<(String, String)> {
-    match (
-        std::env::var("CUSTODY_PG_URL"),
-        std::env::var("CUSTODY_PG_ADMIN_URL"),
-    ) {
-        (Ok(url), Ok(admin)) => Some((url, admin)),
-        _ => {
-            assert!(
-                std::env::var_os("CUSTODY_REQUIRE_PG").is_none(),
-                "CUSTODY_REQUIRE_PG is set but CUSTODY_PG_URL / CUSTODY_PG_ADMIN_URL are not: the PostgreSQL tests must run"
-            );
-            eprintln!("postgres: skipped (no CUSTODY_PG_URL; scripts/test.sh starts a cluster)");
-            None
-        }
-    }
+/// The test cluster's URLs: the `custody` role's and the superuser's.
+fn urls() -> (String, String) {
+    let cluster = custody_testkit::postgres::cluster();
+    (cluster.url.clone(), cluster.admin_url.clone())
 }
 
-/// A new, empty database owned by the test role; returns its URL.
-async fn fresh_database(url: &str, name: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to create a database");
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop database");
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let base = url.rsplit_once('/').expect("URL has a database").0;
-    format!("{base}/{name}")
+/// A new, empty database owned by the test role: its name and URL.
+async fn fresh_database(prefix: &str) -> (String, String) {
+    let url = custody_testkit::postgres::cluster().fresh_database(prefix);
+    let name = url.rsplit_once('/').expect("a database URL").1.to_owned();
+    (name, url)
 }
 
 async fn sql(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> u32 {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    (NEXT.fetch_add(1, Ordering::Relaxed) as u32)
-        ^ (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-            & 0xffff_0000)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_conformance() {
-    let Some((url, _)) = urls() else { return };
-    let next = AtomicUsize::new(0);
-    let run = unique("conf");
-    let report = conformance::run_all("postgres", || {
-        let name = format!("{run}_{}", next.fetch_add(1, Ordering::Relaxed));
-        let url = url.clone();
-        async move {
-            let db = fresh_database(&url, &name).await;
-            PostgresStore::connect(&db)
-                .await
-                .unwrap_or_else(|e| panic!("connect {name}: {e}"))
-        }
-    })
-    .await;
-    print!("{report}");
-    assert_eq!(
-        next.load(Ordering::Relaxed),
-        conformance::CASES.len(),
-        "every case must open its own fresh store"
-    );
-    report.assert_complete();
+    custody_testkit::postgres::connect(url).await
 }
 
 fn expected_migrations() -> Vec<(i32, String)> {
@@ -118,8 +51,7 @@ async fn recorded_migrations(url: &str) -> Vec<(i32, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_with_checksums_and_a_tampered_one_is_refused() {
-    let Some((url, _)) = urls() else { return };
-    let db = fresh_database(&url, &unique("mig")).await;
+    let (_, db) = fresh_database("mig").await;
     // Several servers starting at once migrate once between them.
     let opened = futures_join(
         (0..4)
@@ -195,8 +127,7 @@ async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_security_confines_a_transaction_to_its_tenant() {
-    let Some((url, _)) = urls() else { return };
-    let db = fresh_database(&url, &unique("rls")).await;
+    let (_, db) = fresh_database("rls").await;
     let store = PostgresStore::connect(&db).await.expect("connect");
     let mut acme = conformance::create(&store, "acme").await;
     let mut beta = conformance::create(&store, "beta").await;
@@ -289,9 +220,8 @@ async fn row_level_security_confines_a_transaction_to_its_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_that_bypasses_row_security_is_refused() {
-    let Some((url, admin)) = urls() else { return };
-    let name = unique("su");
-    fresh_database(&url, &name).await;
+    let (_, admin) = urls();
+    let (name, _) = fresh_database("su").await;
     let base = admin.rsplit_once('/').expect("db").0;
     match PostgresStore::connect(&format!("{base}/{name}")).await {
         Err(StoreError::Unavailable(msg)) => assert!(
@@ -305,7 +235,7 @@ async fn a_role_that_bypasses_row_security_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outages_are_unavailable_without_database_text_and_recover() {
-    let Some((url, admin)) = urls() else { return };
+    let (url, admin) = urls();
     // Nothing listens: refused at connect.
     match PostgresStore::connect("postgres://custody:custody@127.0.0.1:1/custody").await {
         Err(StoreError::Unavailable(msg)) => assert_eq!(msg, "the database is unavailable"),
@@ -322,8 +252,7 @@ async fn outages_are_unavailable_without_database_text_and_recover() {
         Err(e) => panic!("expected Unavailable, got {e:?}"),
         Ok(_) => panic!("this cluster has no TLS: sslmode=require must be refused"),
     }
-    let name = unique("outage");
-    let db = fresh_database(&url, &name).await;
+    let (name, db) = fresh_database("outage").await;
     let store = PostgresStore::connect(&db).await.expect("connect");
     let logs = conformance::create(&store, "acme").await;
     let key = logs[0].key().clone();

@@ -1,7 +1,7 @@
 //! Tamper evidence: change one byte of one stored envelope behind the server's back, and check
 //! that `custody verify log` (offline, against a pinned key) names exactly that entry.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

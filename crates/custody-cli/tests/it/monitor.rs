@@ -3,7 +3,7 @@
 //! any other tlog-tiles implementation would write them (and then forked or rolled back under
 //! the same key), and bad input answered with one line.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

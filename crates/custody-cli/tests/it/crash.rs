@@ -2,7 +2,7 @@
 //! the same data directory, and check that nothing acknowledged was lost or moved, that the
 //! log is contiguous, and that every checkpoint ever served is consistent with the new one.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

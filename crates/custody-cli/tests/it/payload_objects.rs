@@ -4,13 +4,13 @@
 //! never served); offline deep verification recomputes the commitments through the bucket;
 //! a data-subject erasure deletes the object.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::moto::{BUCKET, start_moto};
 use common::{Server, cli, cli_stdin, runtime, s};
+use custody_testkit::moto::{BUCKET, Moto, aws_env};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
 
@@ -41,16 +41,6 @@ fn objects_under(moto: &str, prefix: &str) -> Vec<String> {
             .await
             .expect("list")
     })
-}
-
-fn aws_env(moto: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT", moto.to_string()),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ]
 }
 
 fn start(dir: &Path, moto: &str) -> Server {
@@ -89,7 +79,8 @@ fn absent_from_files(dir: &Path, needle: &[u8]) -> bool {
 #[test]
 fn large_payloads_live_in_s3_checked_on_read_and_erased() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (_moto, moto) = start_moto(work.path());
+    let moto_server = Moto::start(work.path());
+    let moto = moto_server.url.clone();
     let data = work.path().join("data");
     let mut server = start(&data, &moto);
     let url = server.url.clone();
@@ -149,15 +140,10 @@ fn large_payloads_live_in_s3_checked_on_read_and_erased() {
     // Offline deep verification recomputes the commitment through the bucket.
     server.terminate();
     let mut verify = Command::new(common::BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("AWS_") {
-            verify.env_remove(k);
-        }
-    }
+    custody_testkit::moto::use_endpoint(&mut verify, &moto);
     let out = verify
         .args(["verify", "--deep", "--data-dir", s(&data), "-t", TENANT])
         .args(["--payload-store", &format!("s3://{BUCKET}/payloads")])
-        .envs(aws_env(&moto))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()

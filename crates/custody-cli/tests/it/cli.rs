@@ -1,7 +1,7 @@
 //! The `custody` command line as a user drives it: every command against a real server, bad
 //! input (one `error:` line, nothing written), and a clean stop on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,11 +1,10 @@
-//! The storage conformance suite on the SQLite backend, plus what only a file-backed store can
-//! show: durability across reopening, the migration checksums, and a read-only opening that
-//! reads the same and changes nothing.
+//! What only a file-backed store can show (the shared conformance suite runs in
+//! `custody-conformance`): durability across reopening, the migration checksums, and a
+//! read-only opening that reads the same and changes nothing.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use custody_store::conformance::{self, LogModel, LogSnapshot, numbered, snapshot};
+use custody_conformance::{self as conformance, LogModel, LogSnapshot, numbered, snapshot};
 use custody_store::{LedgerReader, LogRecord, StoreError};
 use custody_store_sqlite::SqliteStore;
 use rusqlite::Connection;
@@ -14,34 +13,9 @@ use uuid::Uuid;
 
 /// The migrations the backend embeds, as shipped.
 const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/0001_ledger.sql")),
-    (2, include_str!("../migrations/0002_auth.sql")),
+    (1, include_str!("../../migrations/0001_ledger.sql")),
+    (2, include_str!("../../migrations/0002_auth.sql")),
 ];
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_conformance() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let next = AtomicUsize::new(0);
-    let report = conformance::run_all("sqlite", || {
-        let path = dir
-            .path()
-            .join(format!("case-{}.db", next.fetch_add(1, Ordering::Relaxed)));
-        async move {
-            assert!(!path.exists(), "each case needs a new file");
-            SqliteStore::open(&path)
-                .await
-                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
-        }
-    })
-    .await;
-    print!("{report}");
-    assert_eq!(
-        next.load(Ordering::Relaxed),
-        conformance::CASES.len(),
-        "every case must open its own fresh store"
-    );
-    report.assert_complete();
-}
 
 /// A store with two tenants, entries in several batches with payloads and related links, and
 /// the models of its non-empty logs.

@@ -3,7 +3,7 @@
 //! exits 3 and says what is missing), proven audit answers, evidence packs that verify offline
 //! and fail on a flipped byte, and one-line errors for bad input.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -966,17 +966,7 @@ fn bad_input_is_one_line_and_nothing_is_sent() {
 
 #[test]
 fn model_bundles_verify_with_model_signing() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/py-venv.sh");
-    let venv = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run py-venv.sh");
-    assert!(
-        venv.status.success(),
-        "py-venv.sh failed: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+    let python = custody_testkit::python::python();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let model = w.join("model");
@@ -1003,7 +993,7 @@ fn model_bundles_verify_with_model_signing() {
     ])
     .ok();
     let verify = |path: &Path| {
-        Command::new(&python)
+        Command::new(python)
             .args(["-m", "model_signing", "verify", "key", "--signature"])
             .arg(&sig)
             .arg("--public_key")

@@ -6,98 +6,15 @@
 //! `CUSTODY_PG_URL`; it is stopped and removed even if an assertion fails.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use custody_store::{LedgerReader, StoreError};
 use custody_store_postgres::PostgresStore;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use custody_testkit::certificates::TestCa;
+use custody_testkit::postgres::TlsCluster;
 use tokio_postgres::NoTls;
 
 /// The test role's password, which no error message may contain.
 const PASSWORD: &str = "Tls-Pass-7f3a9c";
-
-/// A TLS-only cluster; dropping it stops and removes it.
-struct Cluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/pg-cluster.sh"))
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The value of `NAME='...'` in the script's `export` lines.
-fn exported<'a>(out: &'a str, name: &str) -> &'a str {
-    let start = out
-        .find(&format!("{name}='"))
-        .unwrap_or_else(|| panic!("pg-cluster.sh printed no {name}: {out}"))
-        + name.len()
-        + 2;
-    let len = out[start..].find('\'').expect("closing quote");
-    &out[start..start + len]
-}
-
-fn start_cluster(cert: &Path, key: &Path) -> Cluster {
-    let root = repo_root();
-    let out = Command::new(root.join("scripts/pg-cluster.sh"))
-        .args(["start", "--tls"])
-        .arg(cert)
-        .arg(key)
-        .current_dir(&root)
-        .output()
-        .expect("run scripts/pg-cluster.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "PostgreSQL must start for this test: {}{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let url = exported(&stdout, "CUSTODY_PG_URL");
-    assert!(url.ends_with("?sslmode=require"), "{url}");
-    let port = url
-        .split_once("@127.0.0.1:")
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .and_then(|(port, _)| port.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {url}"));
-    Cluster {
-        dir: PathBuf::from(exported(&stdout, "CUSTODY_PG_DIR")),
-        port,
-    }
-}
-
-/// A CA that signs certificates.
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA")
-}
-
-/// A server certificate for `localhost` only, signed by `ca`: (certificate PEM, key PEM).
-fn server_certificate(ca: &CertifiedIssuer<'static, KeyPair>) -> (String, String) {
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, ca).expect("sign");
-    (cert.pem(), key.serialize_pem())
-}
 
 fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
@@ -106,7 +23,7 @@ fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
 }
 
 /// A superuser connection over the cluster's Unix socket (trusted, for administration).
-async fn admin(cluster: &Cluster) -> tokio_postgres::Client {
+async fn admin(cluster: &TlsCluster) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::Config::new()
         .host_path(&cluster.dir)
         .port(cluster.port)
@@ -137,12 +54,12 @@ fn refused(result: Result<PostgresStore, StoreError>, what: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sslmode_against_a_tls_only_server() {
     let files = tempfile::tempdir().expect("temp dir");
-    let ca1 = ca("custody test CA");
-    let ca2 = ca("another CA");
-    let (cert, key) = server_certificate(&ca1);
+    let ca1 = TestCa::new("custody test CA");
+    let ca2 = TestCa::new("another CA");
+    let (cert, key) = ca1.server_certificate("localhost");
     let ca_pem = write(files.path(), "ca.pem", &ca1.pem());
     let other_ca_pem = write(files.path(), "other-ca.pem", &ca2.pem());
-    let cluster = start_cluster(
+    let cluster = TlsCluster::start(
         &write(files.path(), "server.crt", &cert),
         &write(files.path(), "server.key", &key),
     );
@@ -172,7 +89,7 @@ async fn every_sslmode_against_a_tls_only_server() {
     ))
     .await
     .expect("verify-full with the right CA and host connects");
-    custody_store::conformance::create(&store, "acme").await;
+    custody_conformance::create(&store, "acme").await;
     assert_eq!(
         store.tenants().await.expect("tenants").len(),
         1,

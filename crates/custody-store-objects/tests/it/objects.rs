@@ -1,11 +1,8 @@
-//! The storage conformance suite through the payload-objects wrapper, with every payload sent
-//! to object storage (a local directory), so the wrapper must keep every promise of the
-//! storage contract; plus what only it can break: an object changed or deleted behind its
-//! back is reported as corruption, and erasure deletes the object.
+//! What only the payload-objects wrapper can break (the shared conformance suite runs through
+//! it in `custody-conformance`): an object changed or deleted behind its back is reported as
+//! corruption, and erasure deletes the object.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use custody_store::conformance::{self, Draft};
+use custody_conformance::{self as conformance, Draft};
 use custody_store::{LedgerReader, LedgerWriter, StoreError};
 use custody_store_objects::{PayloadObjects, WithPayloadObjects};
 use custody_store_sqlite::SqliteStore;
@@ -13,24 +10,6 @@ use custody_store_sqlite::SqliteStore;
 fn objects(dir: &std::path::Path, inline_max: usize) -> PayloadObjects {
     PayloadObjects::from_url(&format!("file://{}", dir.display()), inline_max)
         .expect("object store")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payload_objects_conformance() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let next = AtomicUsize::new(0);
-    let report = conformance::run_all("sqlite+objects", || {
-        let n = next.fetch_add(1, Ordering::Relaxed);
-        let db = dir.path().join(format!("case-{n}.db"));
-        let objects_dir = dir.path().join(format!("objects-{n}"));
-        async move {
-            let store = SqliteStore::open(&db).await.expect("open");
-            WithPayloadObjects::new(store, Some(objects(&objects_dir, 0)))
-        }
-    })
-    .await;
-    print!("{report}");
-    report.assert_complete();
 }
 
 /// Every file under `dir`, recursively.

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub mod durability;
-pub mod moto;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_custody");

@@ -3,14 +3,12 @@
 //! log disagree, while one server after another is killed with SIGKILL mid-batch and the
 //! database itself is restarted under load.
 //!
-//! Needs the throwaway cluster `scripts/test.sh` starts (`CUSTODY_PG_URL`, `CUSTODY_PG_DIR`,
-//! `CUSTODY_PG_BIN`); without it the test says so and passes unless `CUSTODY_REQUIRE_PG` is set.
+//! Runs on a PostgreSQL cluster of its own (`custody_testkit::postgres::PrivateCluster`), which
+//! it restarts; without PostgreSQL it fails, never skips.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,106 +26,13 @@ const ROUNDS: u64 = 6;
 /// The round in which PostgreSQL, not a custody server, is restarted.
 const DATABASE_RESTART_ROUND: u64 = 4;
 
-/// The throwaway cluster, if one was started for this run.
-struct Cluster {
-    url: String,
-    data: PathBuf,
-    bin: PathBuf,
-}
-
-impl Cluster {
-    fn from_env() -> Option<Cluster> {
-        let get = |k: &str| std::env::var(k).ok();
-        match (
-            get("CUSTODY_PG_URL"),
-            get("CUSTODY_PG_DIR"),
-            get("CUSTODY_PG_BIN"),
-        ) {
-            (Some(url), Some(dir), Some(bin)) => Some(Cluster {
-                url,
-                data: PathBuf::from(dir).join("data"),
-                bin: PathBuf::from(bin),
-            }),
-            _ => {
-                assert!(
-                    std::env::var_os("CUSTODY_REQUIRE_PG").is_none(),
-                    "CUSTODY_REQUIRE_PG is set but the cluster's variables are not"
-                );
-                eprintln!(
-                    "multi-server: skipped (no PostgreSQL cluster; scripts/test.sh starts one)"
-                );
-                None
-            }
-        }
-    }
-
-    /// A new, empty database; its URL.
-    fn database(&self, name: &str) -> String {
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            let out = Command::new(self.bin.join("psql"))
-                .args([self.url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &sql])
-                .output()
-                .expect("run psql");
-            assert!(
-                out.status.success(),
-                "{sql}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let base = self.url.rsplit_once('/').expect("URL names a database").0;
-        format!("{base}/{name}")
-    }
-
-    /// Restarts PostgreSQL (fast shutdown: every connection is dropped).
-    fn restart(&self) {
-        let pg_ctl = self.bin.join("pg_ctl");
-        let mut cmd = if nix_is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            c
-        } else {
-            Command::new(&pg_ctl)
-        };
-        // The server's output goes to its log file: pg_ctl's own pipes would stay open as long
-        // as PostgreSQL runs.
-        let log = self.data.parent().expect("cluster dir").join("server.log");
-        let status = cmd
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-m", "fast", "-w", "-t", "60", "restart"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run pg_ctl");
-        assert!(
-            status.success(),
-            "pg_ctl restart failed; see {}",
-            log.display()
-        );
-    }
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 #[test]
 fn several_servers_share_one_log_without_forking() {
-    let Some(cluster) = Cluster::from_env() else {
-        return;
-    };
+    // Its own cluster: this test restarts PostgreSQL, which would pull the shared cluster
+    // from under the tests running beside it.
+    let cluster = custody_testkit::postgres::PrivateCluster::start();
     let started = Instant::now();
-    let url = cluster.database(&format!("multi_{}", std::process::id()));
+    let url = cluster.fresh_database("multi");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("shared");
     let token_file = dir.path().join("admin.token");

@@ -1,7 +1,7 @@
 //! Access control, the bootstrap administrator and erasure, driven through the `custody`
 //! binary the way an operator and an MLOps engineer would.
 
-mod common;
+use crate::common;
 
 use common::{Server, cli, cli_as};
 use serde_json::json;

@@ -1,17 +1,17 @@
 //! `custody drift` against a real server and a real S3-compatible server (moto's, from the
-//! Python environment `scripts/py-venv.sh` makes; required, so a machine without it fails
+//! Python environment of `custody_testkit::python`; required, so a machine without it fails
 //! rather than skips): registered datasets and model versions in local files, a local
 //! directory and S3 are all `ok`, then a flipped byte, a deleted directory and overwritten
 //! objects are reported as drift (with both digests) and missing, with exit code 4; `--map`
 //! reads S3 URIs from a local mirror; bad `--map` values are one-line errors with exit 1.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::moto::{BUCKET, start_moto};
 use common::{Out, Server, cli, cli_stdin, custody, s};
+use custody_testkit::moto::{BUCKET, Moto};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -44,11 +44,7 @@ fn put_object(moto: &str, key: &str, bytes: &[u8]) {
 /// AWS setting inherited from the machine.
 fn drift(url: &str, moto: &str, args: &[&str]) -> Out {
     let mut cmd = Command::new(common::BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
+    custody_testkit::moto::use_test_credentials(&mut cmd);
     let out = cmd
         .args([
             "--server",
@@ -65,9 +61,6 @@ fn drift(url: &str, moto: &str, args: &[&str]) -> Out {
             common::token_for(url).expect("harness token"),
         )
         .env("CUSTODY_PURPOSE", "process-level-test")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
         .env("NO_COLOR", "1")
         .env_remove("CUSTODY_LOG")
         .env_remove("CUSTODY_SERVER")
@@ -148,7 +141,8 @@ fn artifact<'a>(report: &'a Value, name: &str) -> &'a Value {
 fn drift_finds_changed_and_missing_artifacts_in_files_and_s3() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let (_moto, moto) = start_moto(w);
+    let moto_server = Moto::start(w);
+    let moto = moto_server.url.clone();
     let server = Server::start(&w.join("data"));
     let url = server.url.as_str();
     cli(url, &["tenant", "create", TENANT]).ok();

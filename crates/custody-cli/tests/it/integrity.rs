@@ -3,7 +3,7 @@
 //! extends is reported as a fork; offline verification reads a data directory without changing
 //! it, and refuses a database of a schema it does not know.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,18 +1,18 @@
 //! Evidence packs in object storage against a real server and a real S3-compatible server
-//! (moto's, from the Python environment `scripts/py-venv.sh` makes; required, so a machine
+//! (moto's, from the Python environment of `custody_testkit::python`; required, so a machine
 //! without it fails rather than skips): `custody export -o s3://...` writes every file of the
 //! pack with its manifest, `custody verify s3://...` checks it, a second export to the same
 //! prefix is refused without touching it, an overwritten object fails verification naming its
 //! key; the same with `file://` URLs; bad locations and a dead endpoint are one-line errors.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::moto::{BUCKET, start_moto};
 use common::{Out, Server, cli, cli_stdin, custody, s};
+use custody_testkit::moto::{BUCKET, Moto};
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
@@ -70,11 +70,7 @@ fn put_object(moto: &str, key: &str, bytes: &[u8]) {
 /// server and no AWS setting inherited from the machine.
 fn run(url: &str, args: &[&str]) -> Out {
     let mut cmd = Command::new(common::BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
+    custody_testkit::moto::use_test_credentials(&mut cmd);
     match common::token_for(url) {
         Some(token) => cmd
             .env("CUSTODY_TOKEN", token)
@@ -86,9 +82,6 @@ fn run(url: &str, args: &[&str]) -> Out {
     let out = cmd
         .args(["--server", url])
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
         .env("NO_COLOR", "1")
         .env_remove("CUSTODY_LOG")
         .env_remove("CUSTODY_SERVER")
@@ -165,7 +158,8 @@ fn model_version(url: &str, w: &Path) -> (String, std::path::PathBuf) {
 fn packs_export_to_s3_verify_from_it_and_are_write_once() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let (_moto, moto) = start_moto(w);
+    let moto_server = Moto::start(w);
+    let moto = moto_server.url.clone();
     let server = Server::start(&w.join("data"));
     let url = server.url.as_str();
     let (hash, gov) = model_version(url, w);

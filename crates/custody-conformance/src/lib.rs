@@ -1,13 +1,14 @@
 //! The storage conformance suite: every [`LedgerReader`] and [`LedgerWriter`] method, written
 //! once against the traits and run against every backend, so all backends keep one contract.
 //!
-//! A backend runs it from an integration test with a factory that gives a fresh, empty store
+//! This crate's own integration test runs it once on every backend (SQLite, PostgreSQL, and
+//! SQLite through the payload-objects wrapper) with a factory that gives a fresh, empty store
 //! for each case:
 //!
-//! ```ignore
-//! let report = custody_store::conformance::run_all("sqlite", || async { open_fresh().await }).await;
-//! println!("{}", report.summary());
+//! ```text
+//! let report = custody_conformance::run_all("sqlite", || async { open_fresh().await }).await;
 //! report.assert_complete();
+//! report.record();
 //! ```
 //!
 //! Each case is a plain async function that asserts (panics) with a message naming the broken
@@ -32,7 +33,7 @@ use custody_core::envelope::{LogName, TenantName};
 use custody_core::merkle::{self, Frontier, Hash, Subtree};
 use uuid::Uuid;
 
-use crate::{
+use custody_store::{
     AccessChange, AppendBatch, AuthStore, EntryFilter, EntryIndexFields, ExistingEntry,
     LedgerReader, LedgerWriter, LogKey, LogRecord, NewEntry, PayloadHolder, PrincipalRow,
     StoreError, StoreResult, StoredCheckpoint, StoredEntry, StoredPayload, TokenRow,
@@ -135,7 +136,25 @@ impl Report {
             );
         }
     }
+
+    /// Prints the [`Report::summary`] line and, when `CUSTODY_CONFORMANCE_REPORT` names a
+    /// directory, writes it to `<dir>/<backend>.txt`: the proof, checked by `scripts/test.sh`,
+    /// that the whole suite ran on that backend in this run.
+    pub fn record(&self) {
+        println!("{}", self.summary());
+        if let Some(dir) = std::env::var_os(REPORT_DIR) {
+            let dir = std::path::PathBuf::from(dir);
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+            let file = dir.join(format!("{}.txt", self.backend));
+            std::fs::write(&file, format!("{}\n", self.summary()))
+                .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+        }
+    }
 }
+
+/// The variable naming the directory [`Report::record`] writes to.
+pub const REPORT_DIR: &str = "CUSTODY_CONFORMANCE_REPORT";
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,3 @@
+//! The payload-objects wrapper's integration tests.
+
+mod objects;

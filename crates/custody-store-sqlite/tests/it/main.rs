@@ -1,0 +1,3 @@
+//! The SQLite backend's integration tests.
+
+mod store;

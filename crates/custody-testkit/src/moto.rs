@@ -127,3 +127,19 @@ pub fn http(base: &str, method: &str, path: &str, body: &[u8]) -> std::io::Resul
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head}")))
 }
+
+/// A signed S3 client for [`BUCKET`] at `endpoint`, with the test credentials: what a pipeline
+/// (or an attacker with write access) would use to put objects beside custody's.
+#[cfg(feature = "s3")]
+pub fn bucket(endpoint: &str) -> object_store::aws::AmazonS3 {
+    custody_client::install_crypto_provider();
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(BUCKET)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1")
+        .build()
+        .expect("S3 client")
+}

@@ -107,8 +107,9 @@ pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
     }
 }
 
-/// Creates the harness's own principal directly in the store: server scope with every role,
-/// so tests that are not about access control can do anything.
+/// Creates the harness's own principal, `p_harness`, directly in the store (before a server
+/// opens it, or beside one in process): server scope with every role, so tests that are not
+/// about access control can do anything. Returns its id and token.
 pub async fn superuser<S: custody_store::AuthStore>(store: &S) -> (String, String) {
     use custody_store::{PrincipalRow, TokenRow};
     let token = custody_auth::ApiToken::generate().expect("random");

@@ -128,25 +128,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    const ORIGIN: &str = "test.local/acme/governance";
+    use crate::fixtures::{ORIGIN, envelope};
 
     /// Three entries' envelopes (the second commits to `payload` under `salt`) and the
     /// tlog-proof of the second.
     fn proven(signer: &NoteSigner, salt: &Salt, payload: &Value) -> (Value, String) {
         let envelopes: Vec<Value> = (0..3u64)
             .map(|n| {
-                let mut e = json!({
-                    "v": 1,
-                    "id": format!("01900000-0000-7000-8000-{n:012}"),
-                    "tenant": "acme",
-                    "log": "governance",
-                    "type": "x.test.item",
-                    "time": "2026-01-01T00:00:00.000000Z",
-                    "actor": {"kind": "service", "id": "svc"},
-                    "subject": {"kind": "item", "id": format!("item-{n}")},
-                    "body": {"n": n},
-                });
+                let mut e = envelope(n);
                 if n == 1 {
                     e["payload_commitment"] = json!(commit(salt, payload).unwrap());
                 }

@@ -34,3 +34,26 @@ pub(crate) fn origin_tail(origin: &str) -> (Option<&str>, Option<&str>) {
     let tenant = parts.next();
     (tenant, log)
 }
+
+/// What the unit tests of several modules share: one log's origin and the envelope of its
+/// `n`th entry.
+#[cfg(test)]
+mod fixtures {
+    /// The origin the test logs sign for.
+    pub const ORIGIN: &str = "test.local/acme/governance";
+
+    /// A valid envelope of entry `n`.
+    pub fn envelope(n: u64) -> serde_json::Value {
+        serde_json::json!({
+            "v": 1,
+            "id": format!("01900000-0000-7000-8000-{n:012}"),
+            "tenant": "acme",
+            "log": "governance",
+            "type": "x.test.item",
+            "time": "2026-01-01T00:00:00.000000Z",
+            "actor": {"kind": "service", "id": "svc"},
+            "subject": {"kind": "item", "id": format!("item-{n}")},
+            "body": {"n": n},
+        })
+    }
+}

@@ -309,25 +309,13 @@ pub fn verify_log(
 mod tests {
     use custody_core::jcs;
     use custody_core::note::NoteSigner;
-    use serde_json::json;
 
     use super::*;
 
-    const ORIGIN: &str = "test.local/acme/governance";
+    use crate::fixtures::ORIGIN;
 
     fn envelope(n: u64) -> Vec<u8> {
-        jcs::canonicalize(&json!({
-            "v": 1,
-            "id": format!("01900000-0000-7000-8000-{n:012}"),
-            "tenant": "acme",
-            "log": "governance",
-            "type": "x.test.item",
-            "time": "2026-01-01T00:00:00.000000Z",
-            "actor": {"kind": "service", "id": "svc"},
-            "subject": {"kind": "item", "id": format!("item-{n}")},
-            "body": {"n": n},
-        }))
-        .unwrap()
+        jcs::canonicalize(&crate::fixtures::envelope(n)).unwrap()
     }
 
     fn checkpoint(signer: &NoteSigner, leaves: &[Hash]) -> String {

@@ -402,21 +402,7 @@ mod tests {
     use custody_core::note::NoteSigner;
     use serde_json::json;
 
-    const ORIGIN: &str = "test.local/acme/governance";
-
-    fn envelope(n: u64) -> serde_json::Value {
-        json!({
-            "v": 1,
-            "id": format!("01900000-0000-7000-8000-{n:012}"),
-            "tenant": "acme",
-            "log": "governance",
-            "type": "x.test.item",
-            "time": "2026-01-01T00:00:00.000000Z",
-            "actor": {"kind": "service", "id": "svc"},
-            "subject": {"kind": "item", "id": format!("item-{n}")},
-            "body": {"n": n},
-        })
-    }
+    use crate::fixtures::{ORIGIN, envelope};
 
     /// Five entries, all proven against one signed checkpoint; entry 2 has a payload.
     fn answer(signer: &NoteSigner) -> Proven {

@@ -25,16 +25,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// writes over an existing private object).
 fn put_object(moto: &str, key: &str, bytes: &[u8]) {
     use object_store::ObjectStoreExt;
-    custody_client::install_crypto_provider();
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(moto)
-        .with_allow_http(true)
-        .with_bucket_name(BUCKET)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_region("us-east-1")
-        .build()
-        .expect("S3 client");
+    let store = custody_testkit::moto::bucket(moto);
     common::runtime()
         .block_on(store.put(&object_store::path::Path::from(key), bytes.to_vec().into()))
         .unwrap_or_else(|e| panic!("put {key}: {e}"));

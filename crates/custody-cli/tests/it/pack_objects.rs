@@ -12,29 +12,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{Out, Server, cli, cli_stdin, custody, s};
-use custody_testkit::moto::{BUCKET, Moto};
+use custody_testkit::moto::{BUCKET, Moto, bucket};
 use futures_util::TryStreamExt;
-use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
 
 const TENANT: &str = "packs";
-
-/// A signed S3 client for the test bucket, as a pipeline (or an attacker with write access)
-/// would use.
-fn bucket(moto: &str) -> AmazonS3 {
-    custody_client::install_crypto_provider();
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(moto)
-        .with_allow_http(true)
-        .with_bucket_name(BUCKET)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_region("us-east-1")
-        .build()
-        .expect("S3 client")
-}
 
 /// Every object under `prefix/` with its bytes, by key.
 fn objects(moto: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {

@@ -10,25 +10,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{Server, cli, cli_stdin, runtime, s};
-use custody_testkit::moto::{BUCKET, Moto, aws_env};
+use custody_testkit::moto::{BUCKET, Moto, aws_env, bucket as s3};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
 
 const TENANT: &str = "objects";
 const SUBJECT: &str = "pat.doe@example.com";
-
-fn s3(moto: &str) -> object_store::aws::AmazonS3 {
-    custody_client::install_crypto_provider();
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(moto)
-        .with_allow_http(true)
-        .with_bucket_name(BUCKET)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_region("us-east-1")
-        .build()
-        .expect("S3 client")
-}
 
 fn objects_under(moto: &str, prefix: &str) -> Vec<String> {
     use futures_util::TryStreamExt;

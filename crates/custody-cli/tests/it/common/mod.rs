@@ -66,34 +66,12 @@ fn harness_principal(data_dir: &Path) -> String {
     }
     let token = std::thread::spawn(move || {
         runtime().block_on(async move {
-            use custody_store::{AuthStore, PrincipalRow, TokenRow};
             let store = custody_store_sqlite::SqliteStore::open(&db)
                 .await
                 .expect("open store");
-            let token = custody_auth::ApiToken::generate().expect("random");
-            store
-                .create_principal(PrincipalRow {
-                    id: HARNESS.into(),
-                    tenant: None,
-                    kind: "service".into(),
-                    name: "process test harness".into(),
-                    roles: "admin,approver,auditor,writer".into(),
-                    created_micros: 0,
-                })
-                .await
-                .expect("harness principal");
-            store
-                .add_token(TokenRow {
-                    id: token.id().into(),
-                    principal_id: HARNESS.into(),
-                    secret_hash: token.secret_hash(),
-                    created_micros: 0,
-                    expires_micros: i64::MAX,
-                    revoked_micros: None,
-                })
-                .await
-                .expect("harness token");
-            token.expose()
+            let (id, token) = custody_testkit::server::superuser(&store).await;
+            assert_eq!(id, HARNESS);
+            token
         })
     })
     .join()

@@ -5,7 +5,10 @@
 # (scripts/pg-cluster.sh) and is removed afterwards; tests that need PostgreSQL find it
 # through CUSTODY_PG_*, and fail rather than skip without it.
 #
-# Arguments go to the test runner: `scripts/test.sh -p custody-server` runs one crate's tests.
+# Arguments go to the test runner: `scripts/test.sh -p custody-server` runs one crate's tests
+# (cargo-nextest's when it is installed, else `cargo test`'s). Documentation tests and the
+# check that the conformance suite ran on every backend belong to the whole run, without
+# arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +26,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast --all-targets "$@"
 fi
-cargo test --workspace --locked --doc "$@"
 
-# The conformance suite must have run, whole, on both databases and through the object wrapper.
 if [[ $# -eq 0 ]]; then
+    # nextest does not run documentation tests.
+    cargo test --workspace --locked --doc
+    # The conformance suite must have run, whole, on both databases and through the object
+    # wrapper.
     cases="$(sed -n '/^pub const CASES/,/^];/p' crates/custody-conformance/src/lib.rs | grep -c '^    "')"
     for backend in sqlite postgres sqlite+objects; do
         want="conformance: backend=$backend passed=$cases"

@@ -70,12 +70,7 @@ impl<S: Backend> Governance<S> {
         many: bool,
         caller: &Principal,
     ) -> Result<Ingested, GovernanceError> {
-        if key.log == LogName::Access {
-            return Err(GovernanceError::Forbidden(
-                "the access log is written by custody only: it records reads and refusals itself"
-                    .into(),
-            ));
-        }
+        open_to_clients(key)?;
         let inputs = submitted_entries(values, many, caller)?;
         self.check_entry_roles(caller, key, &inputs).await?;
         self.append(key, inputs).await
@@ -138,12 +133,16 @@ impl<S: Backend> Governance<S> {
         Ok(())
     }
 
-    /// Appends entries atomically to a tenant's log after the checks their types call for.
+    /// Appends entries atomically to a tenant's log after the checks their types call for,
+    /// with the actors they name. A front end calls [`Governance::submit`] instead, which makes
+    /// the caller the actor and checks its roles first; this is for callers that established
+    /// the actors themselves (an import of evidence recorded elsewhere, a replay in tests).
     pub async fn append(
         &self,
         key: &LogKey,
         mut inputs: Vec<EntryInput>,
     ) -> Result<Ingested, GovernanceError> {
+        open_to_clients(key)?;
         if inputs.is_empty() {
             return Err(ValidationError::one("", "no entries to append").into());
         }
@@ -182,11 +181,7 @@ impl<S: Backend> Governance<S> {
         match key.log {
             LogName::Governance => self.append_governance(key, inputs, many).await,
             LogName::Inference => self.append_inference(key, inputs, many).await,
-            LogName::Access => {
-                let outcome = self.appender.append(key, &inputs).await?;
-                let notices = vec![None; outcome.results.len()];
-                Ok(Ingested { outcome, notices })
-            }
+            LogName::Access => Err(custody_only()),
         }
     }
 
@@ -511,5 +506,19 @@ fn submitted_entries(
         Ok(out)
     } else {
         Err(ValidationError { errors }.into())
+    }
+}
+
+fn custody_only() -> GovernanceError {
+    GovernanceError::Forbidden(
+        "the access log is written by custody only: it records reads and refusals itself".into(),
+    )
+}
+
+/// Refuses entries from outside for the access log, which custody alone writes.
+fn open_to_clients(key: &LogKey) -> Result<(), GovernanceError> {
+    match key.log {
+        LogName::Access => Err(custody_only()),
+        LogName::Governance | LogName::Inference => Ok(()),
     }
 }

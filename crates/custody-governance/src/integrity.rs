@@ -52,10 +52,20 @@ impl<S: Backend> Governance<S> {
             body,
             payload: None,
         };
-        if let Err(e) = self
-            .record_governance(tenant, vec![input], Vec::new())
+        let recorded = match self
+            .record_governance(tenant, vec![input.clone()], Vec::new())
             .await
         {
+            // The governance log the state is replayed from is itself damaged (the kind of
+            // thing this event reports): record the event anyway, outside the state, under the
+            // log's cross-server lock. The state ignores security events.
+            Err(GovernanceError::Ledger(LedgerError::Corrupt(why))) => {
+                tracing::warn!(tenant = %tenant, error = %why, "the governance state cannot be rebuilt; recording the security event without it");
+                self.record_beside_state(tenant, input).await
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = recorded {
             tracing::error!(tenant = %tenant, error = %e, "could not record a security event");
         }
     }
@@ -68,32 +78,24 @@ impl<S: Backend> Governance<S> {
         &self,
         tenant: &TenantName,
     ) -> Result<api::ReconcileReport, GovernanceError> {
-        let mut logs = Vec::new();
-        for log in LogName::ALL {
-            let key = LogKey {
-                tenant: tenant.clone(),
-                log,
-            };
-            let audit = custody_verify::deep::audit_log(self.ledger.reader(), &key, |_, _| {})
-                .await
-                .map_err(|e| LedgerError::from(StoreError::from(e)))?;
-            if !audit.is_clean() {
-                tracing::error!(tenant = %tenant, log = %log.as_str(), problems = audit.problem_count, first = %audit.problems.first().map(String::as_str).unwrap_or(""), "integrity check failed");
-                let mut body = Map::new();
-                body.insert("problem_count".into(), json!(audit.problem_count));
-                body.insert(
-                    "problems".into(),
-                    json!(audit.problems.iter().take(10).collect::<Vec<_>>()),
-                );
-                self.security_event(tenant, INTEGRITY_FAILURE, log, body)
-                    .await;
+        let audit = custody_verify::deep::audit_tenant(self.ledger.reader(), tenant, |_, _, _| {})
+            .await
+            .map_err(|e| LedgerError::from(StoreError::from(e)))?;
+        for (log, found) in &audit.logs {
+            if found.is_clean() {
+                continue;
             }
-            logs.push(audit.into_report(log));
+            tracing::error!(tenant = %tenant, log = %log.as_str(), problems = found.problem_count, first = %found.problems.first().map(String::as_str).unwrap_or(""), "integrity check failed");
+            let mut body = Map::new();
+            body.insert("problem_count".into(), json!(found.problem_count));
+            body.insert(
+                "problems".into(),
+                json!(found.problems.iter().take(10).collect::<Vec<_>>()),
+            );
+            self.security_event(tenant, INTEGRITY_FAILURE, *log, body)
+                .await;
         }
-        Ok(api::ReconcileReport {
-            ok: logs.iter().all(|l| l.problem_count == 0),
-            logs,
-        })
+        Ok(audit.into_report())
     }
 
     /// A witness's check of a checkpoint `caller` holds (a C2SP signed note): proves the log's

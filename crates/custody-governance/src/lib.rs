@@ -113,7 +113,8 @@ pub struct Governance<S> {
     ledger: Arc<Ledger<S>>,
     /// The only way to write to the ledger.
     appender: Appender<S>,
-    /// Principals and tokens; shares its token cache with the server's authentication.
+    /// Principals and tokens: authentication (with its token cache, so a revocation made here
+    /// takes effect at once) and the planning of changes.
     auth: Auth<S>,
     tenants: Mutex<HashMap<TenantName, Arc<TenantGovernance>>>,
 }
@@ -138,10 +139,33 @@ impl<S: Backend> Governance<S> {
         &self.ledger
     }
 
-    /// Principals and tokens: authentication and listings. Changes go through this service
-    /// ([`Governance::create_principal`], ...), which records them.
-    pub fn auth(&self) -> &Auth<S> {
-        &self.auth
+    /// Who a bearer token belongs to, if it is valid at `now_micros`. Principals and tokens
+    /// change only through this service ([`Governance::create_principal`], ...), which records
+    /// every change; this is the read side.
+    pub async fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        now_micros: i64,
+    ) -> Result<Result<custody_auth::Principal, custody_auth::Denial>, custody_store::StoreError>
+    {
+        self.auth.authenticate(bearer, now_micros).await
+    }
+
+    /// The principals of a tenant.
+    pub async fn principals(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<Vec<custody_auth::PrincipalView>, GovernanceError> {
+        Ok(self.auth.principals(tenant.as_str()).await?)
+    }
+
+    /// The tokens of a principal of a tenant (never their secrets).
+    pub async fn tokens(
+        &self,
+        tenant: &TenantName,
+        principal_id: &str,
+    ) -> Result<Vec<custody_auth::TokenView>, GovernanceError> {
+        Ok(self.auth.tokens(tenant.as_str(), principal_id).await?)
     }
 
     /// Creates a tenant with its three logs, each with a new signing key.
@@ -284,6 +308,25 @@ impl<S: Backend> Governance<S> {
         self.catch_up(tenant, &tg).await?;
         self.append_own(&Self::governance_key(tenant), &tg, inputs, access)
             .await
+    }
+
+    /// Appends an entry no state check depends on to a tenant's governance log without the
+    /// state: for when the state cannot be rebuilt because the log is damaged. The log's
+    /// cross-server lock still orders it with other servers' governance writes.
+    async fn record_beside_state(
+        &self,
+        tenant: &TenantName,
+        input: EntryInput,
+    ) -> Result<(), GovernanceError> {
+        let key = Self::governance_key(tenant);
+        let _shared = self
+            .appender
+            .store()
+            .lock(&custody_store::log_lock_name(&key))
+            .await
+            .map_err(LedgerError::from)?;
+        self.appender.append(&key, &[input]).await?;
+        Ok(())
     }
 
     /// Records one entry of custody's own in any log of a tenant: through the governance

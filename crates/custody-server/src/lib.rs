@@ -4,10 +4,11 @@
 //! The server is a library so tests and the `custody serve` command run the same router; the
 //! binary only wires configuration, storage and signals to [`serve`].
 //!
-//! Layout: [`router`] names every route and builds the OpenAPI document; [`handlers`] hold one
-//! module per resource; [`extract`] turns request inputs into domain types; [`error`] is the
-//! one problem type; [`middleware`] authenticates, authorises and rate-limits (with the
-//! buckets of [`limits`]); [`state`] is what they share. Modules depend downward only (router → handlers → extract, error, state),
+//! Layout: `router` names every route and builds the OpenAPI document; `handlers` hold one
+//! module per resource; `extract` turns request inputs into domain types; `error` is the one
+//! problem type; `middleware` authenticates, authorises and rate-limits (with the buckets of
+//! `limits`); `state` is what they share. The modules are private: a handler is reachable
+//! only through the router, behind the access middleware. Modules depend downward only (router → handlers → extract, error, state),
 //! never on each other sideways.
 //!
 //! API boundary: every response is either the documented JSON (see [`openapi`]), a byte-exact
@@ -17,15 +18,15 @@
 //! anything. The server writes no evidence itself: every entry goes through
 //! `custody_governance::Governance`.
 
-pub mod caller;
-pub mod error;
-pub mod extract;
-pub mod handlers;
-pub mod limits;
-pub mod middleware;
-pub mod router;
-pub mod serve;
-pub mod state;
+mod caller;
+mod error;
+mod extract;
+mod handlers;
+mod limits;
+mod middleware;
+mod router;
+mod serve;
+mod state;
 mod tls;
 
 pub use caller::PURPOSE_HEADER;

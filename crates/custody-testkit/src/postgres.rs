@@ -111,14 +111,43 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The cluster `scripts/test.sh` (or a developer, with `eval "$(scripts/pg-cluster.sh start)"`)
+/// announced in the environment, if any. Half an announcement is refused, not ignored: a test
+/// must not quietly use a cluster other than the one it was pointed at.
 fn from_env() -> Option<Cluster> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    Some(Cluster {
-        url: get("CUSTODY_PG_URL")?,
-        admin_url: get("CUSTODY_PG_ADMIN_URL")?,
-        dir: PathBuf::from(get("CUSTODY_PG_DIR")?),
-        bin: PathBuf::from(get("CUSTODY_PG_BIN")?),
-    })
+    const NAMES: [&str; 4] = [
+        "CUSTODY_PG_URL",
+        "CUSTODY_PG_ADMIN_URL",
+        "CUSTODY_PG_DIR",
+        "CUSTODY_PG_BIN",
+    ];
+    let values = NAMES.map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    match values {
+        [Some(url), Some(admin_url), Some(dir), Some(bin)] => Some(Cluster {
+            url,
+            admin_url,
+            dir: PathBuf::from(dir),
+            bin: PathBuf::from(bin),
+        }),
+        [None, None, None, None] => None,
+        partial => panic!(
+            "{} are set but {} are not: set all four as `scripts/pg-cluster.sh start` prints them, or none to have the tests start a cluster",
+            NAMES
+                .iter()
+                .zip(&partial)
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", "),
+            NAMES
+                .iter()
+                .zip(&partial)
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Starts a throwaway cluster with `scripts/pg-cluster.sh`; panics if PostgreSQL cannot start.

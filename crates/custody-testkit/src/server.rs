@@ -30,7 +30,7 @@ pub struct TestServer {
     pub client: Client,
     /// A plain HTTP client, for malformed requests and for exact statuses and headers.
     pub http: reqwest::Client,
-    /// The SQLite file.
+    /// The SQLite file (of a server started over another store: where it would be).
     pub db_path: PathBuf,
     /// The token of the harness's principal: server scope, every role. `client` and `http`
     /// send it.
@@ -53,10 +53,23 @@ pub async fn start() -> TestServer {
 
 /// [`start`] with other limits or schedules.
 pub async fn start_with(options: custody_server::ServeOptions) -> TestServer {
-    custody_client::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("custody.db"))
+        .await
+        .expect("open store");
+    start_over(store, dir, options).await
+}
+
+/// The real server over `store` (PostgreSQL, a wrapped store, ...), with its keys in `dir`
+/// (which the server keeps until it is dropped). `db_path` then names where an embedded
+/// database would be: nothing is there.
+pub async fn start_over<S: custody_governance::Backend>(
+    store: S,
+    dir: TempDir,
+    options: custody_server::ServeOptions,
+) -> TestServer {
+    custody_client::install_crypto_provider();
     let db_path = dir.path().join("custody.db");
-    let store = SqliteStore::open(&db_path).await.expect("open store");
     let (principal, token) = superuser(&store).await;
     let (_, appender) = Ledger::open(
         store,

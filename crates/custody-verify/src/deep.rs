@@ -5,12 +5,12 @@
 //! derived from the bytes on disk rather than from the hashes stored beside them.
 //!
 //! It reads through any [`LedgerReader`]: the server runs it over its own store on a schedule
-//! and on demand, and `custody verify --deep --data-dir` over a database opened read-only, so
-//! checking a store can never change it.
+//! and on demand, and `custody verify --deep --data-dir` over the embedded database opened
+//! read-only ([`open_embedded`]), so checking a store can never change it.
 
 use std::collections::VecDeque;
 
-use custody_api::LogAuditReport;
+use custody_api::{LogAuditReport, ReconcileReport};
 use custody_core::checkpoint::SignedCheckpoint;
 use custody_core::commitment::{self, Salt};
 use custody_core::envelope::{LogName, TenantName};
@@ -56,6 +56,9 @@ pub enum DeepError {
     /// Reading the store failed.
     #[error("{}", store_detail(.0))]
     Store(StoreError),
+    /// A data directory holds no embedded database.
+    #[error("{}: no {EMBEDDED_DATABASE} in it", .0.display())]
+    NoDatabase(std::path::PathBuf),
 }
 
 impl From<StoreError> for DeepError {
@@ -71,9 +74,9 @@ impl From<DeepError> for StoreError {
     fn from(e: DeepError) -> Self {
         match e {
             DeepError::Store(e) => e,
-            e @ (DeepError::UnknownTenant(_) | DeepError::UnknownLog(_)) => {
-                StoreError::NotFound(e.to_string())
-            }
+            e @ (DeepError::UnknownTenant(_)
+            | DeepError::UnknownLog(_)
+            | DeepError::NoDatabase(_)) => StoreError::NotFound(e.to_string()),
             e @ (DeepError::MalformedKey { .. } | DeepError::Rotation(_)) => {
                 StoreError::Corrupt(e.to_string())
             }
@@ -248,6 +251,67 @@ async fn key_history(
         .iter()
         .map(|e| rotation_of(e.index, &e.envelope))
         .collect::<Result<_, _>>()?)
+}
+
+/// The file of the embedded store in a data directory.
+pub const EMBEDDED_DATABASE: &str = "custody.db";
+
+/// The embedded store of a data directory, opened read-only: no migration, no write, no key
+/// directory, so auditing a store (a backup, say) cannot change it.
+pub async fn open_embedded(
+    data_dir: &std::path::Path,
+) -> Result<custody_store_sqlite::ReadOnlySqliteStore, DeepError> {
+    let db = data_dir.join(EMBEDDED_DATABASE);
+    if !db.is_file() {
+        return Err(DeepError::NoDatabase(data_dir.to_path_buf()));
+    }
+    Ok(custody_store_sqlite::SqliteStore::open_read_only(&db).await?)
+}
+
+/// The deep verification of every log of one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantAudit {
+    /// Each log's audit, in [`LogName::ALL`] order.
+    pub logs: Vec<(LogName, LogAudit)>,
+}
+
+impl TenantAudit {
+    /// Whether no log has a problem.
+    pub fn is_clean(&self) -> bool {
+        self.logs.iter().all(|(_, a)| a.is_clean())
+    }
+
+    /// The wire form the API and `custody verify --deep --json` give.
+    pub fn into_report(self) -> ReconcileReport {
+        let logs: Vec<LogAuditReport> = self
+            .logs
+            .into_iter()
+            .map(|(log, audit)| audit.into_report(log))
+            .collect();
+        ReconcileReport {
+            ok: logs.iter().all(|l| l.problem_count == 0),
+            logs,
+        }
+    }
+}
+
+/// Deep-verifies every log of `tenant`, one after another; `progress` is told (log, done,
+/// total) entries as it goes.
+pub async fn audit_tenant<R: LedgerReader>(
+    store: &R,
+    tenant: &TenantName,
+    mut progress: impl FnMut(LogName, u64, u64),
+) -> Result<TenantAudit, DeepError> {
+    let mut logs = Vec::new();
+    for log in LogName::ALL {
+        let key = LogKey {
+            tenant: tenant.clone(),
+            log,
+        };
+        let audit = audit_log(store, &key, |done, total| progress(log, done, total)).await?;
+        logs.push((log, audit));
+    }
+    Ok(TenantAudit { logs })
 }
 
 /// Deep-verifies one log from storage. `progress` is told (done, total) entries as it goes.

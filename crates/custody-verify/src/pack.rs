@@ -211,6 +211,25 @@ pub fn is_inside(name: &str) -> bool {
             .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
+/// The lines of a `SHA256SUMS` text (`sha256sum`'s format, `<sha256>  <file>`), in order:
+/// `Ok((file, sha256))`, or `Err(line number)` for a line that is not one. Shared by the
+/// offline check of a directory and the download of a pack from object storage.
+pub fn manifest(text: &str) -> Vec<Result<(String, String), usize>> {
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| {
+            line.split_once(' ')
+                .map(|(sum, name)| {
+                    (
+                        name.trim_start_matches([' ', '*']).to_owned(),
+                        sum.to_owned(),
+                    )
+                })
+                .ok_or(n + 1)
+        })
+        .collect()
+}
+
 /// Checks `SHA256SUMS` against every file; returns how many matched.
 fn check_sums(c: &mut Checker<'_>) -> Result<usize, PackError> {
     let text =
@@ -220,16 +239,19 @@ fn check_sums(c: &mut Checker<'_>) -> Result<usize, PackError> {
         })?;
     let mut listed = BTreeSet::new();
     let mut matched = 0;
-    for (n, line) in text.lines().enumerate() {
-        let Some((sum, name)) = line.split_once(' ') else {
-            c.fail(
-                SUMS,
-                "format",
-                format!("line {} is not `<sha256>  <file>`", n + 1),
-            );
-            continue;
+    for (n, line) in manifest(&text).into_iter().enumerate() {
+        let (name, sum) = match line {
+            Ok((name, sum)) => (name, sum),
+            Err(line) => {
+                c.fail(
+                    SUMS,
+                    "format",
+                    format!("line {line} is not `<sha256>  <file>`"),
+                );
+                continue;
+            }
         };
-        let name = name.trim_start_matches([' ', '*']);
+        let name = name.as_str();
         if !is_inside(name) {
             c.fail(
                 SUMS,

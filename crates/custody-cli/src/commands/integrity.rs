@@ -8,12 +8,10 @@ use custody_api as api;
 use custody_core::checkpoint::SignedCheckpoint;
 use custody_core::envelope::{LogName, TenantName};
 use custody_core::merkle::{Hash, verify_consistency};
-use custody_store::{LedgerReader, LogKey};
+use custody_store::LedgerReader;
 use custody_store_objects::{PayloadObjects, WithPayloadObjects};
-use custody_store_sqlite::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::commands::serve::DATABASE_FILE;
 use crate::output::print;
 use crate::pins;
 use crate::settings::Settings;
@@ -99,13 +97,9 @@ async fn offline(
     objects: Option<PayloadObjects>,
     quiet: bool,
 ) -> anyhow::Result<Vec<(String, api::ReconcileReport)>> {
-    let db = dir.join(DATABASE_FILE);
-    if !db.is_file() {
-        bail!("--data-dir {}: no {DATABASE_FILE} in it", dir.display());
-    }
-    let store = SqliteStore::open_read_only(&db)
+    let store = custody_verify::deep::open_embedded(dir)
         .await
-        .with_context(|| format!("cannot open {}", db.display()))?;
+        .context("--data-dir")?;
     let store = WithPayloadObjects::new(store, objects);
     let tenants = match only {
         Some(t) => vec![TenantName::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?],
@@ -113,33 +107,35 @@ async fn offline(
     };
     let mut out = Vec::new();
     for tenant in tenants {
-        let mut logs = Vec::new();
-        for log in [LogName::Governance, LogName::Inference, LogName::Access] {
-            let key = LogKey {
-                tenant: tenant.clone(),
-                log,
-            };
-            let bar = if quiet {
-                ProgressBar::hidden()
-            } else {
-                ProgressBar::new(0)
-            };
-            bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} entries ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("{tenant}/{}", log.as_str()));
-            let audit = custody_verify::deep::audit_log(&store, &key, |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            })
-            .await
-            .with_context(|| format!("cannot check {tenant}/{}", log.as_str()))?;
-            bar.finish_and_clear();
-            logs.push(audit.into_report(log));
+        let mut bar: Option<(LogName, ProgressBar)> = None;
+        let audit = custody_verify::deep::audit_tenant(&store, &tenant, |log, done, total| {
+            if bar.as_ref().is_none_or(|(shown, _)| *shown != log) {
+                if let Some((_, done_bar)) = bar.take() {
+                    done_bar.finish_and_clear();
+                }
+                let b = if quiet {
+                    ProgressBar::hidden()
+                } else {
+                    ProgressBar::new(total)
+                };
+                b.set_style(
+                    ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} entries ({eta})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b.set_message(format!("{tenant}/{}", log.as_str()));
+                bar = Some((log, b));
+            }
+            if let Some((_, b)) = &bar {
+                b.set_length(total);
+                b.set_position(done);
+            }
+        })
+        .await
+        .with_context(|| format!("cannot check {tenant}"))?;
+        if let Some((_, b)) = bar {
+            b.finish_and_clear();
         }
-        let ok = logs.iter().all(|l| l.problem_count == 0);
-        out.push((tenant.to_string(), api::ReconcileReport { ok, logs }));
+        out.push((tenant.to_string(), audit.into_report()));
     }
     Ok(out)
 }

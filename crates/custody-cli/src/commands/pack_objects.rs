@@ -467,17 +467,11 @@ pub async fn verify(
     let dir = scratch.path().join("pack");
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     store.read(SUMS, Some(&dir.join(SUMS))).await?;
-    let manifest: BTreeMap<String, String> = std::fs::read_to_string(dir.join(SUMS))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(sum, name)| {
-            (
-                name.trim_start_matches([' ', '*']).to_owned(),
-                sum.to_owned(),
-            )
-        })
-        .collect();
+    let manifest: BTreeMap<String, String> =
+        pack_check::manifest(&std::fs::read_to_string(dir.join(SUMS)).unwrap_or_default())
+            .into_iter()
+            .flatten()
+            .collect();
 
     let mut problems = Vec::new();
     let mut wanted = Vec::new();

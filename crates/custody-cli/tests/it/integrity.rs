@@ -153,6 +153,47 @@ fn deep_verification_names_each_kind_of_tampering() {
     assert!(line.contains("--tenant"), "{line}");
 }
 
+/// A governance envelope so damaged that the server cannot rebuild the tenant's state from the
+/// log: reconciliation by a freshly started server still reports it and still records the
+/// security event (outside the state, which cannot be built).
+#[test]
+fn a_governance_log_the_state_cannot_be_rebuilt_from_is_still_reported_and_recorded() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    fill(&server.url);
+    server.kill();
+    sql(
+        data.path(),
+        &format!(
+            "UPDATE entries SET envelope = CAST('not an envelope' AS BLOB) WHERE log_id = {GOV} AND idx = 42"
+        ),
+    );
+    let server = Server::start(data.path());
+    let out = cli(&server.url, &["verify", "--deep", "-t", TENANT]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stdout.contains("1 PROBLEM(S): deep/governance")
+            && out.stdout.contains("entry 42: its envelope hashes to"),
+        "{out:#?}"
+    );
+    let events = cli(
+        &server.url,
+        &[
+            "--json",
+            "list",
+            "-t",
+            TENANT,
+            "--type",
+            "security.integrity_failure",
+        ],
+    )
+    .ok();
+    assert_eq!(events.stdout.lines().count(), 1, "{events:#?}");
+    let event: Value = serde_json::from_str(events.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(event["envelope"]["subject"]["id"], "governance", "{event}");
+    assert_eq!(event["envelope"]["body"]["problem_count"], 1, "{event}");
+}
+
 #[test]
 fn the_witness_check_proves_consistency_and_reports_a_fork() {
     let data = tempfile::tempdir().unwrap();

@@ -113,7 +113,7 @@ pub async fn list_principals<S: Backend>(
     _: Query<()>,
     TenantPath(tenant): TenantPath,
 ) -> ApiResult<Json<api::PrincipalList>> {
-    let list = st.governance().auth().principals(tenant.as_str()).await?;
+    let list = st.governance().principals(&tenant).await?;
     Ok(Json(api::PrincipalList {
         principals: list.iter().map(principal_info).collect(),
     }))
@@ -153,11 +153,7 @@ pub async fn list_tokens<S: Backend>(
     _: Query<()>,
     path: PathParam<PrincipalId>,
 ) -> ApiResult<Json<api::TokenList>> {
-    let tokens = st
-        .governance()
-        .auth()
-        .tokens(path.tenant.as_str(), &path.value)
-        .await?;
+    let tokens = st.governance().tokens(&path.tenant, &path.value).await?;
     Ok(Json(api::TokenList {
         tokens: tokens.iter().map(token_info).collect(),
     }))

@@ -116,12 +116,7 @@ pub async fn authorize<S: Backend>(
         .source
         .map(|s| s.ip().to_string())
         .unwrap_or_default();
-    let principal = match st
-        .governance()
-        .auth()
-        .authenticate(bearer(headers), now)
-        .await
-    {
+    let principal = match st.governance().authenticate(bearer(headers), now).await {
         Ok(Ok(p)) => p,
         Ok(Err(denial)) => {
             // Failed attempts spend the address's allowance; past it, not even the token is

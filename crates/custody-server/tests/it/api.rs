@@ -596,6 +596,13 @@ async fn full_story_tenant_appends_checkpoints_and_proofs() {
         assert!(rfc9162::verify_inclusion(
             i, cp.size, &leaf, &path, &cp.root.0
         ));
+        // What `custody verify entry` checks offline, on the entry as served.
+        let served = s
+            .get(&s.log_url("acme", GOV, &format!("/entries/{i}")))
+            .await;
+        let report = custody_verify::entry::verify_entry(&served.body, &r.text(), &verifier)
+            .expect("custody-verify accepts the entry and its tlog-proof");
+        assert_eq!((report.index, report.checkpoint_size), (i, n_a));
         let mut wrong = leaf;
         wrong[0] ^= 1;
         assert!(proof.verify(&Hash(wrong), &verifier).is_err());

@@ -7,20 +7,10 @@
 
 use crate::common;
 
-use std::sync::Arc;
-
-use common::{assert_problem, send};
-use custody_ledger::{Ledger, LedgerConfig};
+use common::{assert_problem, send, start_over};
 use custody_store_postgres::PostgresStore;
+use custody_testkit::postgres::{cluster, connect};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio_postgres::NoTls;
-
-async fn sql(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client
-}
 
 /// Words that would show PostgreSQL's own error text leaking into an answer.
 const DATABASE_WORDS: &[&str] = &[
@@ -46,51 +36,22 @@ fn assert_no_database_text(body: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_on_postgres_classifies_database_errors() {
-    let url = custody_testkit::postgres::cluster().url.clone();
-    let name = format!("api_{}", std::process::id());
-    let admin = sql(&url).await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create");
-    let db_url = format!("{}/{name}", url.rsplit_once('/').expect("db").0);
-
+    let db_url = cluster().fresh_database("api");
+    let name = db_url
+        .rsplit_once('/')
+        .expect("a database URL")
+        .1
+        .to_owned();
+    let admin = connect(&cluster().url).await;
     let store = PostgresStore::connect(&db_url).await.expect("connect");
-    let (_, token) = common::superuser(&store).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let (_, appender) = Ledger::open(
+    let s = start_over(
         store,
-        LedgerConfig {
-            server_name: common::SERVER_NAME.into(),
-            key_dir: dir.path().join("keys"),
-        },
-    )
-    .expect("ledger");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(custody_server::serve(
-        listener,
-        Arc::new(custody_governance::Governance::new(appender)),
+        tempfile::tempdir().expect("dir"),
         custody_server::ServeOptions::default(),
-        std::future::pending(),
-    ));
-    custody_client::install_crypto_provider();
-    let http = reqwest::Client::builder().no_proxy().build().expect("http");
-    let auth = format!("Bearer {token}");
-    let post = |path: &str, body: serde_json::Value| {
-        http.post(format!("{base}{path}"))
-            .header("authorization", &auth)
-            .json(&body)
-    };
-    let get = |path: &str| {
-        http.get(format!("{base}{path}"))
-            .header("authorization", &auth)
-            .header("custody-purpose", "test")
-    };
+    )
+    .await;
+    let post = |path: &str, body: serde_json::Value| s.http.post(s.url(path)).json(&body);
+    let get = |path: &str| s.http.get(s.url(path));
 
     let r = send(post("/v1/tenants", json!({"name": "acme"}))).await;
     assert_eq!(r.status, 201, "{}", r.text());

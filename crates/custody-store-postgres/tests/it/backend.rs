@@ -24,10 +24,6 @@ async fn fresh_database(prefix: &str) -> (String, String) {
     (name, url)
 }
 
-async fn sql(url: &str) -> tokio_postgres::Client {
-    custody_testkit::postgres::connect(url).await
-}
-
 fn expected_migrations() -> Vec<(i32, String)> {
     MIGRATIONS
         .iter()
@@ -36,7 +32,7 @@ fn expected_migrations() -> Vec<(i32, String)> {
 }
 
 async fn recorded_migrations(url: &str) -> Vec<(i32, String)> {
-    sql(url)
+    custody_testkit::postgres::connect(url)
         .await
         .query(
             "SELECT version, checksum FROM schema_migrations ORDER BY version",
@@ -74,7 +70,7 @@ async fn migrations_run_once_with_checksums_and_a_tampered_one_is_refused() {
     let logs = conformance::create(&store, "acme").await;
     drop(store);
 
-    let client = sql(&db).await;
+    let client = custody_testkit::postgres::connect(&db).await;
     let (version, good) = expected_migrations().remove(0);
     for tampered in ["0".repeat(64), good.to_uppercase()] {
         client
@@ -145,7 +141,7 @@ async fn row_level_security_confines_a_transaction_to_its_tenant() {
         .await;
 
     // The same role custody connects as, querying by hand.
-    let mut client = sql(&db).await;
+    let mut client = custody_testkit::postgres::connect(&db).await;
     let ids: Vec<(String, i32)> = {
         let tx = client.transaction().await.expect("tx");
         tx.batch_execute("SET LOCAL custody.scope = 'server'")
@@ -242,7 +238,7 @@ async fn outages_are_unavailable_without_database_text_and_recover() {
         Err(e) => panic!("expected Unavailable, got {e:?}"),
         Ok(_) => panic!("nothing listens on port 1"),
     }
-    // A URL that demands TLS of a server without it is refused with the reason (tests/tls.rs
+    // A URL that demands TLS of a server without it is refused with the reason (tests/it/tls.rs
     // connects to one that has it).
     match PostgresStore::connect(&format!("{url}?sslmode=require")).await {
         Err(StoreError::Unavailable(msg)) => assert!(
@@ -259,7 +255,7 @@ async fn outages_are_unavailable_without_database_text_and_recover() {
     store.latest_checkpoint(&key).await.expect("read before");
 
     // The database drops every connection of this store (as on a restart or failover).
-    let admin = sql(&admin).await;
+    let admin = custody_testkit::postgres::connect(&admin).await;
     let killed: i64 = admin
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",

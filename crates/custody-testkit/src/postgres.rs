@@ -130,23 +130,22 @@ fn from_env() -> Option<Cluster> {
             bin: PathBuf::from(bin),
         }),
         [None, None, None, None] => None,
-        partial => panic!(
-            "{} are set but {} are not: set all four as `scripts/pg-cluster.sh start` prints them, or none to have the tests start a cluster",
-            NAMES
-                .iter()
-                .zip(&partial)
-                .filter(|(_, v)| v.is_some())
-                .map(|(k, _)| *k)
-                .collect::<Vec<_>>()
-                .join(", "),
-            NAMES
-                .iter()
-                .zip(&partial)
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| *k)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        partial => {
+            let named = |set: bool| {
+                NAMES
+                    .iter()
+                    .zip(&partial)
+                    .filter(|(_, v)| v.is_some() == set)
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            panic!(
+                "{} are set but {} are not: set all four as `scripts/pg-cluster.sh start` prints them, or none to have the tests start a cluster",
+                named(true),
+                named(false)
+            )
+        }
     }
 }
 

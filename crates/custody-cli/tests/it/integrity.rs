@@ -38,6 +38,11 @@ fn sql(data: &Path, statement: &str) {
 
 const GOV: &str = "(SELECT l.id FROM logs l JOIN tenants t ON t.id = l.tenant_id WHERE t.name = 'deep' AND l.name = 'governance')";
 
+/// The tenant's governance entries of one type, one JSON per line.
+fn entries_of_type(url: &str, entry_type: &str) -> common::Out {
+    cli(url, &["--json", "list", "-t", TENANT, "--type", entry_type]).ok()
+}
+
 fn deep(data: &Path) -> common::Out {
     custody(&["verify", "--deep", "--data-dir", s(data)])
 }
@@ -133,18 +138,7 @@ fn deep_verification_names_each_kind_of_tampering() {
     let out = cli(&server.url, &["verify", "--deep", "-t", TENANT]);
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stdout.contains("tree node level 0 index 7"), "{out:#?}");
-    let events = cli(
-        &server.url,
-        &[
-            "--json",
-            "list",
-            "-t",
-            TENANT,
-            "--type",
-            "security.integrity_failure",
-        ],
-    )
-    .ok();
+    let events = entries_of_type(&server.url, "security.integrity_failure");
     assert_eq!(events.stdout.lines().count(), 1, "{events:#?}");
     // Bad input.
     let line = custody(&["verify", "--deep", "--data-dir", "/nonexistent/dir"]).one_line_error();
@@ -176,18 +170,7 @@ fn a_governance_log_the_state_cannot_be_rebuilt_from_is_still_reported_and_recor
             && out.stdout.contains("entry 42: its envelope hashes to"),
         "{out:#?}"
     );
-    let events = cli(
-        &server.url,
-        &[
-            "--json",
-            "list",
-            "-t",
-            TENANT,
-            "--type",
-            "security.integrity_failure",
-        ],
-    )
-    .ok();
+    let events = entries_of_type(&server.url, "security.integrity_failure");
     assert_eq!(events.stdout.lines().count(), 1, "{events:#?}");
     let event: Value = serde_json::from_str(events.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(event["envelope"]["subject"]["id"], "governance", "{event}");
@@ -305,18 +288,7 @@ fn the_witness_check_proves_consistency_and_reports_a_fork() {
     );
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stdout.starts_with("FORK: "), "{out:#?}");
-    let events = cli(
-        url,
-        &[
-            "--json",
-            "list",
-            "-t",
-            TENANT,
-            "--type",
-            "security.fork_detected",
-        ],
-    )
-    .ok();
+    let events = entries_of_type(url, "security.fork_detected");
     let event: Value = serde_json::from_str(events.stdout.trim()).unwrap();
     assert_eq!(event["envelope"]["body"]["held_size"], 340, "{event}");
 }

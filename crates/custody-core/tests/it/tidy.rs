@@ -172,12 +172,14 @@ fn index_file(text: &str) -> FileIndex {
         "union",
         "macro_rules!",
     ];
-    let mut index = FileIndex::default();
-    index.words = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut index = FileIndex {
+        words: text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        ..FileIndex::default()
+    };
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         for pair in words.windows(2) {

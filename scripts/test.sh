@@ -13,7 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(scripts/pg-cluster.sh start)"
-trap 'scripts/pg-cluster.sh stop "$CUSTODY_PG_DIR"' EXIT
+
+# The Python environment is made (once; it is kept under target/) while the tests build; a
+# test that needs it waits for it (the script holds a lock while it works).
+mkdir -p target
+scripts/py-venv.sh > target/py-venv.log 2>&1 &
+venv=$!
+trap 'kill "$venv" 2>/dev/null || true; scripts/pg-cluster.sh stop "$CUSTODY_PG_DIR"' EXIT
 
 # Every run of the storage conformance suite writes the line that proves it passed every case.
 export CUSTODY_CONFORMANCE_REPORT="$PWD/target/conformance"

@@ -63,7 +63,9 @@ pub enum TokenCommand {
         /// Tenant.
         #[arg(long, short)]
         tenant: String,
-        /// The token's public id (the 20 hex digits after cst_).
+        /// The token's public id (the 20 hex digits after cst_). Its own argument id: the
+        /// global `--token` (the caller's credential) is another value.
+        #[arg(id = "token_id", value_name = "TOKEN_ID")]
         token: String,
     },
 }

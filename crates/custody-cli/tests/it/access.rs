@@ -78,6 +78,29 @@ fn principals_roles_and_erasure_from_the_command_line() {
     };
     let (_, writer) = mk("Scoring service", "service", "writer");
     let (_, auditor) = mk("Internal audit", "user", "auditor");
+
+    // Tokens from the command line: issue another, list, revoke it by its public id; the
+    // revoked one stops working at once, the first keeps working.
+    let (batch, batch_token) = mk("Nightly batch", "service", "writer");
+    let second = cli(url, &["--json", "token", "issue", "-t", "acme", &batch])
+        .ok()
+        .json();
+    let second_token = second["token"].as_str().unwrap().to_string();
+    let second_id = second["info"]["id"].as_str().unwrap().to_string();
+    let listed = cli(url, &["--json", "token", "list", "-t", "acme", &batch])
+        .ok()
+        .json();
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 2, "{listed}");
+    let revoked = cli(
+        url,
+        &["--json", "token", "revoke", "-t", "acme", &second_id],
+    )
+    .ok()
+    .json();
+    assert!(revoked["revoked"].is_string(), "{revoked}");
+    let line = cli_as(url, &second_token, &["whoami"], b"").one_line_error();
+    assert!(line.contains("revoked"), "{line}");
+    cli_as(url, &batch_token, &["whoami"], b"").ok();
     let e = json!({"type": "x.test.scored", "subject": {"kind": "item", "id": "case-1"}, "body": {"score": 1},
                    "payload": {"email": "jane.roe@example.com"}});
     cli_as(

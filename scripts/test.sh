@@ -30,7 +30,7 @@ rm -rf "$CUSTODY_CONFORMANCE_REPORT"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast "$@"
 else
-    cargo test --workspace --locked --no-fail-fast --all-targets "$@"
+    cargo test --workspace --locked --no-fail-fast --lib --bins --tests "$@"
 fi
 
 if [[ $# -eq 0 ]]; then

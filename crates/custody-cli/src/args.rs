@@ -1,18 +1,18 @@
 //! The first stage of reading the command line: every flag as clap parses it, plain values
 //! with no meaning checked yet. [`crate::settings`] turns the global flags into checked
-//! settings; each command family's own flags sit in its module under [`crate::commands`].
+//! settings; each command family's own flags sit in its module under [`crate::commands`], the
+//! flags several families share in [`crate::shared_flags`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::shared_flags::GlobalFlags;
+
 use crate::commands::{
     append, audit, drift, erasure, export, govern, integrity, keys, log, model, monitor,
     principals, serve, tenant, verify,
 };
-
-/// Where client commands connect when neither `--server` nor `CUSTODY_SERVER` says.
-const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 
 /// The whole command line: the global flags, then one command.
 #[derive(Parser)]
@@ -23,23 +23,8 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
     after_help = "Exit codes: 0 success; 1 error; 2 bad usage or a failed offline verification; 3 refused by the gate (promote, rollback), not admitted (admit), or a checkpoint not signed by the pinned key (monitor)."
 )]
 pub struct Cli {
-    /// Server to talk to.
-    #[arg(long, global = true, env = "CUSTODY_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// API token (cst_...). Prefer the environment variable: a flag shows in `ps`.
-    #[arg(long, global = true, env = "CUSTODY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Why you read: recorded with every read in the tenant's access log, and required for
-    /// payloads and evidence packs.
-    #[arg(long, global = true, env = "CUSTODY_PURPOSE")]
-    pub purpose: Option<String>,
-    /// A PEM certificate to trust for an https:// server (its CA, or its self-signed
-    /// certificate).
-    #[arg(long, global = true, env = "CUSTODY_CA_CERT")]
-    pub ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    pub global: GlobalFlags,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -182,33 +167,4 @@ pub struct DemoArgs {
     /// Server name: the first part of every log origin.
     #[arg(long, env = "CUSTODY_SERVER_NAME", default_value = "custody.local")]
     pub server_name: String,
-}
-
-/// `--tenant`, for commands that act on one tenant.
-#[derive(Args, Clone)]
-pub struct TenantArg {
-    /// Tenant name.
-    #[arg(long, short, env = "CUSTODY_TENANT")]
-    pub tenant: String,
-}
-
-/// `--tenant` and `--log`, for commands that act on one log.
-#[derive(Args, Clone)]
-pub struct LogArgs {
-    /// Tenant name.
-    #[arg(long, short, env = "CUSTODY_TENANT")]
-    pub tenant: String,
-    /// Log: governance, inference or access.
-    #[arg(long, short, default_value = "governance")]
-    pub log: String,
-}
-
-/// Pinned verifier keys for read commands.
-#[derive(Args, Clone, Default)]
-pub struct VkeyArgs {
-    /// A log's verifier key (or a file holding it) to check checkpoints with; repeat for each
-    /// log (governance, inference). Without it the keys that came with the answer (or pack)
-    /// are used, which shows consistency, not who signed.
-    #[arg(long = "vkey", value_name = "VKEY_OR_FILE")]
-    pub vkeys: Vec<String>,
 }

@@ -16,6 +16,7 @@ mod objects;
 mod output;
 mod pins;
 mod settings;
+mod shared_flags;
 mod submit;
 
 use clap::Parser;
@@ -65,7 +66,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let settings = Settings::new(&cli);
+    let settings = Settings::new(&cli.global);
     match runtime.block_on(dispatch(cli.command, &settings)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use custody_client::Client;
 
-use crate::args::Cli;
+use crate::shared_flags::GlobalFlags;
 
 /// The checked global settings of one invocation.
 pub struct Settings {
@@ -66,9 +66,9 @@ impl fmt::Display for ConnectionError {
 impl std::error::Error for ConnectionError {}
 
 impl Settings {
-    /// Checks the global flags of `cli`.
-    pub fn new(cli: &Cli) -> Self {
-        let ca_cert = match &cli.ca_cert {
+    /// Checks the global flags.
+    pub fn new(flags: &GlobalFlags) -> Self {
+        let ca_cert = match &flags.ca_cert {
             None => Ok(None),
             Some(path) => std::fs::read(path)
                 .map(|pem| {
@@ -82,16 +82,16 @@ impl Settings {
                     reason: e.to_string(),
                 }),
         };
-        let token = match &cli.token {
+        let token = match &flags.token {
             None => Ok(None),
             Some(t) => custody_auth::ApiToken::parse(t)
                 .map(|_| Some(t.clone()))
                 .map_err(|_| ConnectionError::MalformedToken),
         };
         Self {
-            json: cli.json,
-            server: cli.server.clone(),
-            purpose: cli.purpose.clone(),
+            json: flags.json,
+            server: flags.server.clone(),
+            purpose: flags.purpose.clone(),
             token,
             ca_cert,
         }

@@ -10,9 +10,9 @@ use custody_core::jcs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::args::LogArgs;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::LogArgs;
 use crate::submit;
 
 /// Options of `custody append`.

@@ -12,11 +12,11 @@ use custody_client::TraceQuery;
 use custody_verify::proven::{self, Report};
 use serde_json::Value;
 
-use crate::args::{TenantArg, VkeyArgs};
 use crate::commands::model;
 use crate::output::print;
 use crate::pins;
 use crate::settings::Settings;
+use crate::shared_flags::{TenantArg, VkeyArgs};
 use crate::submit::{self, EXIT_REFUSED};
 
 /// Where a trace starts: exactly one.

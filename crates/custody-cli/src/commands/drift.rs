@@ -32,10 +32,10 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::args::TenantArg;
 use crate::objects;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::TenantArg;
 
 /// Exit code when any artifact drifted or is missing.
 pub const EXIT_DRIFT: i32 = 4;

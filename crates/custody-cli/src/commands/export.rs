@@ -11,12 +11,12 @@ use custody_client::Client;
 use custody_verify::log::{EXPORT_FORMAT, ExportHeader};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::LogArgs;
 use crate::commands::log::checkpoint_of;
 use crate::commands::{pack, pack_objects};
 use crate::objects;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::LogArgs;
 
 /// Options of `custody export`.
 #[derive(Args)]

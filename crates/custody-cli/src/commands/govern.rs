@@ -12,10 +12,10 @@ use custody_core::dsse;
 use custody_core::intoto::{self, ApprovalPredicate, Criterion, Decision};
 use serde_json::{Value, json};
 
-use crate::args::TenantArg;
 use crate::commands::keys;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::TenantArg;
 use crate::submit::{self, Outcome};
 
 /// Approve or reject.

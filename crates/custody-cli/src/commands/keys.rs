@@ -11,9 +11,9 @@ use clap::{Subcommand, ValueEnum};
 use custody_core::signing::{KeyAlgorithm, PublicKey, SigningKey};
 use serde_json::json;
 
-use crate::args::TenantArg;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::TenantArg;
 use crate::submit::{self, Outcome};
 
 /// Key algorithms on the command line.

@@ -10,9 +10,9 @@ use custody_client::ListQuery;
 use custody_core::checkpoint::Checkpoint;
 use serde_json::Value;
 
-use crate::args::LogArgs;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::LogArgs;
 
 /// Options of `custody logs`.
 #[derive(Args)]

@@ -11,10 +11,10 @@ use custody_model::ModelDigest;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::args::TenantArg;
 use crate::commands::keys;
 use crate::output::print;
 use crate::settings::Settings;
+use crate::shared_flags::TenantArg;
 use crate::submit::{self, Outcome};
 
 /// `custody model ...`.

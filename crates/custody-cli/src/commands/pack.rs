@@ -22,8 +22,8 @@ use custody_verify::proven;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::args::VkeyArgs;
 use crate::output::print;
+use crate::shared_flags::VkeyArgs;
 use crate::{pins, submit};
 
 /// What `custody export` packs; any of these selects a pack export (a directory) instead of

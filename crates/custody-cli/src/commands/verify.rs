@@ -11,12 +11,12 @@ use clap::{Args, Subcommand};
 use custody_verify::entry::verify_entry;
 use custody_verify::log::verify_log;
 
-use crate::args::VkeyArgs;
 use crate::commands::{integrity, pack_objects};
 use crate::objects;
 use crate::output::print;
 use crate::pins;
 use crate::settings::Settings;
+use crate::shared_flags::VkeyArgs;
 
 /// Options of `custody verify`.
 #[derive(Args)]

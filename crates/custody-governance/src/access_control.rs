@@ -5,11 +5,12 @@
 //! principal). The display name is personal data and goes only in the entry's salted payload.
 
 use custody_auth::{IssuedToken, NewPrincipal, Principal, PrincipalView, Revocation, TokenView};
-use custody_core::envelope::{Context, EntryInput, SubjectRef, TenantName, Timestamp};
+use custody_core::envelope::{Context, EntryInput, SubjectRef, TenantName};
 use custody_store::AccessChange;
 use serde_json::{Map, Value, json};
 
 use crate::access_log::Caller;
+use crate::query::rfc3339;
 use crate::{Backend, Governance, GovernanceError};
 
 /// Principal-creation entry type.
@@ -18,12 +19,6 @@ pub const PRINCIPAL_CREATED: &str = "principal.created";
 pub const TOKEN_ISSUED: &str = "token.issued";
 /// Token-revocation entry type.
 pub const TOKEN_REVOKED: &str = "token.revoked";
-
-fn rfc3339(micros: i64) -> String {
-    Timestamp::from_unix_micros(micros)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
 
 fn principal_ref(id: &str) -> SubjectRef {
     SubjectRef {

@@ -159,7 +159,7 @@ fn rule_view(r: &GateReport) -> GateRuleView {
     }
 }
 
-fn rfc3339(micros: i64) -> String {
+pub(crate) fn rfc3339(micros: i64) -> String {
     Timestamp::from_unix_micros(micros)
         .map(|t| t.to_string())
         .unwrap_or_default()

@@ -51,3 +51,9 @@ impl<S> Clone for AppState<S> {
         }
     }
 }
+
+/// Now, in microseconds since the epoch: the server's one reading of the clock, for token
+/// expiry, records and erasure deadlines.
+pub fn now_micros() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
+}

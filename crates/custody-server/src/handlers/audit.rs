@@ -12,7 +12,7 @@ use custody_governance::{
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, PathParam, Query, QueryParams, TenantPath, VersionHash};
-use crate::state::AppState;
+use crate::state::{AppState, now_micros};
 
 fn digest_param(name: &str, v: &str) -> ApiResult<String> {
     let ok = custody_core::commitment::parse_sha256(v).is_some();
@@ -189,9 +189,7 @@ pub async fn served<S: Backend>(
     TenantPath(tenant): TenantPath,
     Query { value: q, params }: Query<ServedParams>,
 ) -> ApiResult<Json<ev::ServedAnswer>> {
-    let at = q
-        .at
-        .unwrap_or_else(|| (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64);
+    let at = q.at.unwrap_or_else(now_micros);
     let answer = st.governance().served(&tenant, &q.env, at).await?;
     let read = ReadRecord::about("environment", q.env)
         .query(params.pairs())

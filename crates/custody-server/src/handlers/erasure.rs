@@ -10,7 +10,7 @@ use custody_governance::{Backend, Caller, ErasedPayload, ErasureScope};
 
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, TenantPath};
-use crate::state::AppState;
+use crate::state::{AppState, now_micros};
 
 /// Runs an erasure as the caller and reports what it erased.
 async fn run<S: Backend>(
@@ -79,7 +79,7 @@ pub async fn apply_retention<S: Backend>(
     JsonBody(req): JsonBody<api::RetentionApply>,
 ) -> ApiResult<Json<api::ErasureReport>> {
     let scope = ErasureScope::Retention {
-        now_micros: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64,
+        now_micros: now_micros(),
     };
     run(&st, &caller, &tenant, &scope, &req.legal_basis, req.dry_run).await
 }

@@ -12,11 +12,7 @@ use custody_governance::{Backend, Caller};
 
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, PathParam, PrincipalId, Query, TenantPath, TokenId};
-use crate::state::AppState;
-
-fn now_micros() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
-}
+use crate::state::{AppState, now_micros};
 
 fn rfc3339(micros: i64) -> String {
     Timestamp::from_unix_micros(micros)

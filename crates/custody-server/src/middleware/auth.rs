@@ -18,11 +18,7 @@ use custody_governance::Backend;
 
 use crate::caller::{Attempt, Caller, attempt, bearer};
 use crate::error::ApiError;
-use crate::state::AppState;
-
-fn now_micros() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
-}
+use crate::state::{AppState, now_micros};
 
 /// Records a refused request in the named tenant's access log without delaying the response,
 /// so whether the tenant exists cannot be told from it.

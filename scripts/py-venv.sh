@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates (once) the throwaway Python environment the interop tests check custody against:
-# OpenSSF model-signing, pyca/cryptography and an RFC 8785 implementation from PyPI, and
-# moto's S3-compatible server for the object-store tests of `custody drift`.
+# Creates (once) the throwaway Python environment the tests use: the independent
+# implementations custody is checked against (OpenSSF model-signing, pyca/cryptography, an
+# RFC 8785 implementation), moto's S3-compatible server, and the Python SDK in python/
+# (installed editable, with what its tests and linters need).
 # Prints the environment's python interpreter. Safe to run from many tests at once.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,5 +17,13 @@ if ! cmp -s "$req" "$stamp" 2>/dev/null; then
     python3 -m venv "$venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
     cp "$req" "$stamp"
+fi
+# The SDK is installed editable (its code is read from python/src); only a change to its
+# pyproject.toml needs a new install.
+sdk_stamp="$venv/.pyproject"
+if ! cmp -s "$root/python/pyproject.toml" "$sdk_stamp" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+        -e "$root/python" >&2
+    cp "$root/python/pyproject.toml" "$sdk_stamp"
 fi
 echo "$venv/bin/python"

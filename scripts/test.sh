@@ -6,9 +6,9 @@
 # through CUSTODY_PG_*, and fail rather than skip without it.
 #
 # Arguments go to the test runner: `scripts/test.sh -p custody-server` runs one crate's tests
-# (cargo-nextest's when it is installed, else `cargo test`'s). Documentation tests and the
-# check that the conformance suite ran on every backend belong to the whole run, without
-# arguments.
+# (cargo-nextest's when it is installed, else `cargo test`'s). Documentation tests, the Python
+# SDK's tests (python/tests, with pytest) and the check that the conformance suite ran on every
+# backend belong to the whole run, without arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,10 @@ fi
 if [[ $# -eq 0 ]]; then
     # nextest does not run documentation tests.
     cargo test --workspace --locked --doc
+    # The Python SDK's tests, against the custody binary the tests above built.
+    cargo build --locked -p custody-cli
+    python="$(scripts/py-venv.sh)"
+    (cd python && CUSTODY_BIN="$PWD/../target/debug/custody" "$python" -m pytest -q -p no:cacheprovider)
     # The conformance suite must have run, whole, on both databases and through the object
     # wrapper.
     cases="$(sed -n '/^pub const CASES/,/^];/p' crates/custody-conformance/src/lib.rs | grep -c '^    "')"

@@ -119,8 +119,10 @@ pub struct EntrySubmission {
     /// RFC 3339 time reported by the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_time: Option<String>,
-    /// `{kind: user|service|system, id}`: an opaque principal id, never an e-mail or name.
-    #[schema(value_type = Object)]
+    /// `{kind: user|service|system, id}`: the caller, the only actor accepted; custody fills it
+    /// in when it is absent.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Option<Object>)]
     pub actor: Value,
     /// `{kind, id}` of what the entry is about.
     #[schema(value_type = Object)]

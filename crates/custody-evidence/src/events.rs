@@ -999,6 +999,7 @@ fn read_deployment(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Even
             "config_digest",
             "version_hash",
             "replicas",
+            "scoring",
         ],
         errors,
     );
@@ -1007,6 +1008,9 @@ fn read_deployment(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Even
     let config_digest = b.digest("config_digest", true, errors);
     let version_hash = b.digest("version_hash", true, errors);
     b.u64("replicas", false, errors);
+    if let Some(scoring) = b.object("scoring", false, errors) {
+        read_scoring(&scoring, errors);
+    }
     Some(Event::Deployment(Deployment {
         deployment_id: id?,
         environment: environment?,
@@ -1014,6 +1018,58 @@ fn read_deployment(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Even
         config_digest: config_digest?,
         version_hash: version_hash?,
     }))
+}
+
+/// How a deployment scores, so a recorded decision can be replayed: the function called with
+/// the recorded input, and what pins the environment it runs in.
+fn read_scoring(scoring: &Obj<'_>, errors: &mut Errors) {
+    scoring.only(
+        &[
+            "entry_point",
+            "lockfile_digest",
+            "lockfile_uri",
+            "image",
+            "image_digest",
+        ],
+        errors,
+    );
+    if let Some(entry_point) = scoring.token("entry_point", errors)
+        && !is_entry_point(&entry_point)
+    {
+        errors.push(
+            scoring.at("entry_point"),
+            "use module:function, e.g. scoring.model:predict (a dotted module path, a colon, a function name)",
+        );
+    }
+    let lock = scoring.digest("lockfile_digest", false, errors);
+    let image = scoring.digest("image_digest", false, errors);
+    scoring.opt_token("lockfile_uri", errors);
+    scoring.opt_token("image", errors);
+    if lock.is_none()
+        && image.is_none()
+        && !scoring.has("lockfile_digest")
+        && !scoring.has("image_digest")
+    {
+        errors.push(
+            scoring.at("lockfile_digest"),
+            "pin the scoring environment: give lockfile_digest or image_digest (or both)",
+        );
+    }
+}
+
+/// `module.path:function`, each part a Python identifier.
+fn is_entry_point(s: &str) -> bool {
+    let identifier = |p: &str| {
+        let mut chars = p.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match s.split_once(':') {
+        Some((module, function)) => module.split('.').all(identifier) && identifier(function),
+        None => false,
+    }
 }
 
 fn read_retirement(fields: &EventFields<'_>, errors: &mut Errors) -> Option<Event> {

@@ -1,0 +1,191 @@
+"""The real custody server for the SDK's tests: the `custody` binary built from this repository
+(``CUSTODY_BIN``, default ``target/debug/custody``), started once per test session on
+``127.0.0.1:0`` over a fresh embedded store, and stopped afterwards.
+
+Tests get a tenant of their own (:func:`tenant`) with principals of each role, so no test sees
+another's entries. Set-up talks plain HTTP (httpx), not the SDK under test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_NAME = "sdk.test"
+ROLES = ("admin", "writer", "approver", "auditor")
+
+
+def custody_bin() -> Path:
+    path = Path(os.environ.get("CUSTODY_BIN", REPO / "target" / "debug" / "custody"))
+    if not path.is_file():
+        pytest.fail(
+            f"no custody binary at {path}: run `cargo build -p custody-cli` or set CUSTODY_BIN",
+            pytrace=False,
+        )
+    return path
+
+
+class Server:
+    """A running `custody serve` process."""
+
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        token_file = data_dir / "admin.token"
+        self.process = subprocess.Popen(
+            [
+                str(custody_bin()),
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--server-name",
+                SERVER_NAME,
+                "--bootstrap-token-file",
+                str(token_file),
+                "--reconcile-every",
+                "0",
+                *extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        ready = threading.Event()
+        found: list[str] = []
+
+        def pump() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line)
+                m = re.search(r"custody listening on (http\S+)", line)
+                if m and not found:
+                    found.append(m.group(1))
+                    ready.set()
+            ready.set()
+
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+        if not ready.wait(60) or not found:
+            self.stop()
+            raise RuntimeError("custody serve did not start:\n" + "".join(self.output))
+        self.url = found[0]
+        self.admin_token = token_file.read_text().strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self.process.kill()
+        self.process.wait()
+        self._close()
+
+    def _close(self) -> None:
+        self._pump.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=30,
+        )
+
+
+@dataclass
+class Member:
+    principal: str
+    token: str
+
+
+@dataclass
+class Tenant:
+    """A tenant of the test server and a principal (with token) per role."""
+
+    name: str
+    server: Server
+    members: dict[str, Member] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def token(self, role: str) -> str:
+        return self.members[role].token
+
+    def principal(self, role: str) -> str:
+        return self.members[role].principal
+
+    def add_member(self, name: str, roles: list[str], kind: str = "user") -> Member:
+        with self.server.admin() as http:
+            r = http.post(
+                f"/v1/tenants/{self.name}/principals",
+                json={"kind": kind, "name": name, "roles": roles},
+            )
+            r.raise_for_status()
+            made = r.json()
+        return Member(made["principal"]["id"], made["token"]["token"])
+
+    def vkeys(self) -> dict[str, str]:
+        with self.server.admin() as http:
+            r = http.get(f"/v1/tenants/{self.name}/logs")
+            r.raise_for_status()
+            return {log["name"]: log["verifier_key"] for log in r.json()["logs"]}
+
+
+_counter = itertools.count()
+
+
+def new_tenant(server: Server, prefix: str = "t") -> Tenant:
+    name = f"{prefix}-{os.getpid()}-{next(_counter)}"
+    with server.admin() as http:
+        http.post("/v1/tenants", json={"name": name}).raise_for_status()
+    t = Tenant(name=name, server=server)
+    for role in ROLES:
+        t.members[role] = t.add_member(f"{role}-1", [role])
+    t.members["approver2"] = t.add_member("approver-2", ["approver"])
+    t.members["service"] = t.add_member("scoring", ["writer"], kind="service")
+    return t
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = Server(tmp_path_factory.mktemp("custody-server"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def tenant(server: Server) -> Tenant:
+    return new_tenant(server)
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    """Polls ``predicate`` (a callable returning a truthy value) until it holds."""
+    deadline = time.monotonic() + timeout
+    assert callable(predicate)
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -56,25 +53,3 @@ def test_every_schema_has_a_model_with_its_fields_and_required_ones() -> None:
         wire = {f.alias or n: f for n, f in model.model_fields.items()}
         assert set(wire) == set(props), name
         assert {n for n, f in wire.items() if f.is_required()} == required, name
-
-
-def test_the_package_builds_as_a_pure_python_wheel(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(PYTHON),
-        ],
-        check=True,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
-    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "custody/py.typed" in names and "custody/verify/merkle.py" in names

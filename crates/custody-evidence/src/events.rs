@@ -1287,6 +1287,52 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_may_say_how_it_scores_and_must_pin_where() {
+        let h = format!("sha256:{}", "ab".repeat(32));
+        let deployment = |scoring: Value| {
+            read(
+                types::DEPLOYMENT,
+                ("deployment", "dep-1"),
+                json!({"environment": "production", "endpoint": "https://s.example/v1",
+                       "config_digest": h, "version_hash": h, "scoring": scoring}),
+                vec![],
+            )
+        };
+        assert!(deployment(json!({"entry_point": "scoring.model:predict", "lockfile_digest": h, "lockfile_uri": "s3://b/uv.lock"})).is_ok());
+        assert!(deployment(json!({"entry_point": "score:predict", "image": "registry.example/s", "image_digest": h})).is_ok());
+        let fields = |v: Value| -> Vec<String> {
+            deployment(v)
+                .unwrap_err()
+                .errors
+                .into_iter()
+                .map(|f| f.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(json!({"entry_point": "score:predict"})),
+            ["body.scoring.lockfile_digest"]
+        );
+        for bad in [
+            "score",
+            "score:",
+            ":predict",
+            "9x:predict",
+            "a..b:f",
+            "a.b:f.g",
+        ] {
+            assert_eq!(
+                fields(json!({"entry_point": bad, "image_digest": h})),
+                ["body.scoring.entry_point"],
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            fields(json!({"entry_point": "a:f", "image_digest": h, "shell": "rm"})),
+            ["body.scoring.shell"]
+        );
+    }
+
+    #[test]
     fn links_are_derived_from_bodies_once() {
         let h = format!("sha256:{}", "ab".repeat(32));
         let actor = Actor {

@@ -10,17 +10,24 @@ fn workspace_root() -> PathBuf {
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    files_ending(dir, "rs", out);
+}
+
+fn files_ending(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "__pycache__")
+            {
                 continue;
             }
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
+            files_ending(&path, extension, out);
+        } else if path.extension().is_some_and(|e| e == extension) {
             out.push(path);
         }
     }
@@ -160,8 +167,11 @@ fn impl_target(line: &str) -> Option<String> {
 }
 
 fn index_file(text: &str) -> FileIndex {
-    const KEYWORDS: [&str; 10] = [
+    // Rust's item keywords, and Python's for the SDK in `python/`.
+    const KEYWORDS: [&str; 12] = [
         "fn",
+        "class",
+        "def",
         "struct",
         "enum",
         "trait",
@@ -206,7 +216,8 @@ fn index_file(text: &str) -> FileIndex {
     index
 }
 
-/// Every source file of every crate's `src/`, indexed, by crate directory name.
+/// Every source file of every crate's `src/`, indexed, by crate directory name, and the
+/// Python package's files under `python`.
 fn crate_sources() -> BTreeMap<String, Vec<(PathBuf, FileIndex)>> {
     let mut out = BTreeMap::new();
     let crates = workspace_root().join("crates");
@@ -222,6 +233,16 @@ fn crate_sources() -> BTreeMap<String, Vec<(PathBuf, FileIndex)>> {
             .collect();
         out.insert(entry.file_name().to_string_lossy().into_owned(), indexed);
     }
+    let mut python = Vec::new();
+    files_ending(&workspace_root().join("python"), "py", &mut python);
+    let indexed = python
+        .into_iter()
+        .map(|f| {
+            let index = index_file(&fs::read_to_string(&f).unwrap_or_default());
+            (f, index)
+        })
+        .collect();
+    out.insert("python".to_owned(), indexed);
     out
 }
 

@@ -39,18 +39,19 @@ def load_predict(model_dir: Path) -> Callable[[str, dict[str, Any]], dict[str, A
 
 def create_app(model_dir: Path, environment: str, deployment_id: str) -> FastAPI:
     """The service for the weights in ``model_dir``, deployed as ``deployment_id``."""
-    client = custody.Client()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Raises custody.NotAdmitted (and the service does not start) unless these exact
-        # weights are approved and promoted for this environment.
-        client.serving.admit(environment, model_dir)
-        app.state.predict = load_predict(model_dir)
-        with client.serving.recorder(deployment_id=deployment_id, weights=model_dir) as recorder:
-            app.state.recorder = recorder
-            yield
-        client.close()
+        with custody.Client() as client:
+            # Raises custody.NotAdmitted (and the service does not start) unless these exact
+            # weights are approved and promoted for this environment.
+            client.serving.admit(environment, model_dir)
+            app.state.predict = load_predict(model_dir)
+            with client.serving.recorder(
+                deployment_id=deployment_id, weights=model_dir
+            ) as recorder:
+                app.state.recorder = recorder
+                yield
 
     app = FastAPI(lifespan=lifespan)
 

@@ -30,13 +30,13 @@ def train(rows: list[dict[str, str]]) -> tuple[list[float], float]:
     x = np.array([[float(r[f]) for f in FEATURES] for r in rows])
     y = np.array([float(r["repaid"]) for r in rows])
     rng = np.random.default_rng(7)
-    w = rng.normal(scale=0.01, size=x.shape[1])
+    w = np.asarray(rng.normal(scale=0.01, size=x.shape[1]), dtype=np.float64)
     b = 0.0
     for _ in range(500):
         p = 1 / (1 + np.exp(-(x @ w + b)))
         w -= 0.1 * (x.T @ (p - y)) / len(y)
         b -= 0.1 * float(np.mean(p - y))
-    return [round(float(v), 6) for v in w], round(b, 6)
+    return [round(float(v), 6) for v in w.tolist()], round(b, 6)
 
 
 def main(argv: list[str]) -> int:

@@ -39,7 +39,9 @@ def custody_bin() -> Path:
 class Server:
     """A running `custody serve` process."""
 
-    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, extra_args: tuple[str, ...] = (), listen: str = "127.0.0.1:0"
+    ) -> None:
         self.data_dir = data_dir
         token_file = data_dir / "admin.token"
         self.process = subprocess.Popen(
@@ -49,7 +51,7 @@ class Server:
                 "--data-dir",
                 str(data_dir),
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--server-name",
                 SERVER_NAME,
                 "--bootstrap-token-file",

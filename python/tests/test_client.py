@@ -440,3 +440,80 @@ async def test_the_async_client_has_the_same_shape_and_checks(
             async_public = {n for n in dir(getattr(a, part)) if not n.startswith("_")}
             await a.aclose()
         assert public == async_public, part
+
+
+def test_administration_principals_and_tokens(server: Server, tmp_path: Path) -> None:
+    with custody.Client(server.url, token=server.admin_token, state_dir=tmp_path) as root:
+        name = f"adm-{tmp_path.name[-8:].lower().replace('_', '-')}"
+        made = root.admin.create_tenant(name)
+        assert made.name == name and {log.name for log in made.logs} >= {"governance"}
+        assert name in root.admin.tenants()
+        with pytest.raises(custody.Conflict):
+            root.admin.create_tenant(name)
+        acme = root.with_tenant(name)
+        created = acme.admin.create_principal("ci-pipeline", roles=["writer"], kind="service")
+        assert created.token.token.startswith("cst_")
+        ids = {p.id for p in acme.admin.principals()}
+        assert created.principal.id in ids
+        second = acme.admin.issue_token(created.principal.id, expires_in_days=1)
+        listed = {t.id for t in acme.admin.tokens(created.principal.id)}
+        assert second.info.id in listed
+        with custody.Client(
+            server.url, token=second.token, tenant=name, state_dir=tmp_path
+        ) as pipeline:
+            assert pipeline.whoami().principal == created.principal.id
+            acme.admin.revoke_token(second.info.id)
+            with pytest.raises(custody.Unauthorized):
+                pipeline.whoami()
+        with pytest.raises(custody.BadRequest) as bad:
+            acme.admin.create_principal("x", roles=["emperor"])
+        assert bad.value.errors
+
+
+def test_a_rollback_a_retirement_and_an_incident_are_recorded_and_answered(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    key = SigningKey.generate("ed25519")
+    with custody.Client(
+        tenant.url, token=tenant.token("admin"), tenant=tenant.name, state_dir=tmp_path / "state"
+    ) as admin:
+        admin.evidence.register_approver_key(tenant.principal("approver"), key.public_pem())
+        admin.evidence.set_policy(ev.Policy(targets={"production": ev.GateRule(min_approvals=1)}))
+    versions = []
+    with writer(tenant, tmp_path) as w:
+        first = register_chain(w, tmp_path)
+        second_dir = tmp_path / "weights-2"
+        second_dir.mkdir()
+        (second_dir / "model.bin").write_bytes(b"\x01" * 1024)
+        second = custody.hash_model(second_dir)
+        w.evidence.register_model(name="credit", weights=second, run_id="run-1")
+        versions = [first.version_hash, second.version_hash]
+    with custody.Client(
+        tenant.url, token=tenant.token("approver"), tenant=tenant.name, state_dir=tmp_path / "state"
+    ) as approver:
+        for v in versions:
+            approver.evidence.approve(key, "credit", v, target="production")
+    admin_id = tenant.principal("admin")
+    with writer(tenant, tmp_path) as w:
+        w.evidence.promote(versions[0], environment="production", authoriser=admin_id)
+        w.evidence.promote(
+            versions[1], environment="production", authoriser=admin_id, replaces=versions[0]
+        )
+        w.evidence.incident(
+            "INC-9", status="opened", severity="high",
+            about=[Link("model_version", versions[1], "about")],
+        )
+        w.evidence.incident("INC-9", status="updated", category="drift")
+        w.evidence.rollback(
+            to=versions[0], replaces=versions[1], environment="production",
+            authoriser=admin_id, incident="INC-9", reason="drift after the release",
+        )
+        w.evidence.incident("INC-9", status="closed", resolution_code="rolled-back")
+        w.evidence.retire(versions[1], authoriser=admin_id, reason_code="drift")
+    with auditor(tenant, tmp_path) as a:
+        history = a.audit.history(versions[1])
+        assert [c.kind for c in history.changes] == ["promotion", "rollback"]
+        assert history.retired and history.serving_in == []
+        assert a.audit.served("production").version_hash == versions[0]
+        with pytest.raises(custody.NotAdmitted, match="retired"):
+            a.serving.admit("production", versions[1])

@@ -53,3 +53,34 @@ def test_the_verifier_imports_nothing_of_the_client_it_checks() -> None:
                     assert not alias.name.startswith("custody") or alias.name.startswith(
                         "custody.verify"
                     ), f"{path.name} imports {alias.name}"
+
+
+def test_every_public_item_says_what_it_is_for() -> None:
+    """Docstrings on every public module, class, function and method of the package."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import custody
+
+    missing: list[str] = []
+    for info in pkgutil.walk_packages(custody.__path__, "custody."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        module = importlib.import_module(info.name)
+        if not (module.__doc__ or "").strip():
+            missing.append(info.name)
+        for name, item in vars(module).items():
+            if name.startswith("_") or getattr(item, "__module__", None) != module.__name__:
+                continue
+            if not (inspect.isclass(item) or inspect.isfunction(item)):
+                continue
+            if not (item.__doc__ or "").strip():
+                missing.append(f"{info.name}.{name}")
+            if inspect.isclass(item):
+                for member, value in vars(item).items():
+                    if member.startswith("_") or not callable(value):
+                        continue
+                    if not (getattr(value, "__doc__", None) or "").strip():
+                        missing.append(f"{info.name}.{name}.{member}")
+    assert not missing, missing

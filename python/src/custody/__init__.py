@@ -34,6 +34,7 @@ from .errors import (
     VerificationError,
 )
 from .hashing import ModelDigest, hash_model
+from .recorder import InferenceRecorder, RecorderStats
 
 __all__ = [
     "AsyncClient",
@@ -47,6 +48,7 @@ __all__ = [
     "Forbidden",
     "ForkDetected",
     "GateRefused",
+    "InferenceRecorder",
     "Link",
     "ModelDigest",
     "NotAdmitted",
@@ -54,6 +56,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProblemError",
     "RateLimited",
+    "RecorderStats",
     "ServerError",
     "StreamSummary",
     "TransportError",

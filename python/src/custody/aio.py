@@ -30,6 +30,7 @@ from ._trust import Trust
 from .approvals import Criterion, SigningKey, sign_approval
 from .client import (
     STREAM_CHUNK,
+    Client,
     StreamSummary,
     _filters,
     http_options,
@@ -39,6 +40,7 @@ from .client import (
 )
 from .entries import Entry, as_json
 from .errors import ConfigurationError
+from .recorder import InferenceRecorder
 from .verify.note import Checkpoint
 
 T = TypeVar("T")
@@ -273,6 +275,51 @@ class AsyncServing(_AsyncPart):
     ) -> models.AdmitAnswer:
         """See :meth:`custody.client.Serving.admit`."""
         return await self._run(self._ops.admit(environment, version_of(weights), raise_if_not))
+
+    def recorder(
+        self,
+        *,
+        deployment_id: str,
+        version_hash: str | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        model_name: str | None = None,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_block: float = 0.005,
+    ) -> InferenceRecorder:
+        """:meth:`custody.client.Serving.recorder` for async serving code. ``record()`` never
+        awaits (it waits at most ``max_block``); the recorder sends from its own thread, over a
+        synchronous client made here with this client's settings and closed with it. Close it
+        with ``await recorder.aclose()`` or ``async with``."""
+        s = self._client.settings
+        sender = Client(
+            s.server,
+            token=s.token,
+            tenant=s.tenant,
+            purpose=s.purpose,
+            ca_cert=s.ca_cert,
+            timeout=s.timeout,
+            vkeys=list(s.vkeys),
+            state_dir=s.state_dir,
+            verify=s.verify,
+        )
+        try:
+            return InferenceRecorder(
+                sender,
+                deployment_id=deployment_id,
+                version_hash=version_hash,
+                weights=weights,
+                model_name=model_name,
+                max_queue=max_queue,
+                batch_size=batch_size,
+                flush_interval=flush_interval,
+                max_block=max_block,
+                close_client=True,
+            )
+        except BaseException:
+            sender.close()
+            raise
 
 
 class AsyncAudit(_AsyncPart):

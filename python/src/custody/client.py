@@ -34,6 +34,7 @@ from .approvals import Criterion, SigningKey, sign_approval
 from .entries import Entry, as_json
 from .errors import ConfigurationError
 from .hashing import hash_model
+from .recorder import InferenceRecorder
 from .verify.note import Checkpoint
 
 __version__ = "0.1.0"
@@ -100,6 +101,7 @@ class StreamSummary:
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily."""
     chunk: list[T] = []
     for item in items:
         chunk.append(item)
@@ -116,7 +118,7 @@ def progress_bar(enabled: bool | None, total: int | None, log: str) -> Any:
     if enabled is False or (enabled is None and not sys.stderr.isatty()):
         return None
     try:
-        from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
+        from tqdm import tqdm
     except ImportError:
         if enabled:
             raise ConfigurationError(
@@ -365,6 +367,34 @@ class Serving(_Part):
         that were never approved can serve (unless ``raise_if_not=False``)."""
         return self._run(self._ops.admit(environment, version_of(weights), raise_if_not))
 
+    def recorder(
+        self,
+        *,
+        deployment_id: str,
+        version_hash: str | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        model_name: str | None = None,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_block: float = 0.005,
+    ) -> InferenceRecorder:
+        """An inference recorder sending through this client from a background thread: each
+        record stamped at request time with the version hash serving, sent in batches, nothing
+        dropped without being counted and logged (see :class:`custody.recorder.InferenceRecorder`
+        for the arguments)."""
+        return InferenceRecorder(
+            self._client,
+            deployment_id=deployment_id,
+            version_hash=version_hash,
+            weights=weights,
+            model_name=model_name,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_block=max_block,
+        )
+
 
 class Audit(_Part):
     """The questions auditors ask, each answer carrying and passing its proofs."""
@@ -571,12 +601,6 @@ class Client:
         other._ops = Operations(self._trust, tenant, self.settings.verify)
         other._parts()
         return other
-
-    def recorder(self, **options: Any) -> Any:
-        """An :class:`custody.recorder.InferenceRecorder` sending through this client."""
-        from .recorder import InferenceRecorder
-
-        return InferenceRecorder(self, **options)
 
     def whoami(self) -> models.WhoAmI:
         """The principal behind the token, its tenant and roles."""

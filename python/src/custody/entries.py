@@ -51,6 +51,7 @@ class Link:
     rel: str
 
     def to_json(self) -> dict[str, str]:
+        """The link as the API takes it."""
         return {"kind": self.kind, "id": self.id, "rel": self.rel}
 
 

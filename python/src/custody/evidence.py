@@ -30,6 +30,7 @@ class GateRule:
     separation_of_duties: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The rule as the policy body takes it."""
         return {
             "min_approvals": self.min_approvals,
             "required_criteria": list(self.required_criteria),
@@ -50,6 +51,7 @@ class Scoring:
     image_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The scoring as the deployment body takes it."""
         out: dict[str, Any] = {"entry_point": self.entry_point}
         for key in ("lockfile_digest", "lockfile_uri", "image", "image_digest"):
             value = getattr(self, key)

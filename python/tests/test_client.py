@@ -440,6 +440,9 @@ async def test_the_async_client_has_the_same_shape_and_checks(
             async_public = {n for n in dir(getattr(a, part)) if not n.startswith("_")}
             await a.aclose()
         assert public == async_public, part
+    sync_top = {n for n in dir(custody.Client) if not n.startswith("_")} - {"close"}
+    async_top = {n for n in dir(custody.AsyncClient) if not n.startswith("_")} - {"aclose"}
+    assert sync_top == async_top
 
 
 def test_administration_principals_and_tokens(server: Server, tmp_path: Path) -> None:
@@ -500,13 +503,19 @@ def test_a_rollback_a_retirement_and_an_incident_are_recorded_and_answered(
             versions[1], environment="production", authoriser=admin_id, replaces=versions[0]
         )
         w.evidence.incident(
-            "INC-9", status="opened", severity="high",
+            "INC-9",
+            status="opened",
+            severity="high",
             about=[Link("model_version", versions[1], "about")],
         )
         w.evidence.incident("INC-9", status="updated", category="drift")
         w.evidence.rollback(
-            to=versions[0], replaces=versions[1], environment="production",
-            authoriser=admin_id, incident="INC-9", reason="drift after the release",
+            to=versions[0],
+            replaces=versions[1],
+            environment="production",
+            authoriser=admin_id,
+            incident="INC-9",
+            reason="drift after the release",
         )
         w.evidence.incident("INC-9", status="closed", resolution_code="rolled-back")
         w.evidence.retire(versions[1], authoriser=admin_id, reason_code="drift")

@@ -16,6 +16,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -377,6 +378,34 @@ class AsyncAudit(_AsyncPart):
         }
         return await self._run(self._ops.evidence_pack(params))
 
+    async def export_to(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        entry: str | None = None,
+        since: str | dt.datetime | None = None,
+        until: str | dt.datetime | None = None,
+        inferences: int | None = None,
+    ) -> Path:
+        """See :meth:`custody.client.Audit.export_to`. The files are written in a worker thread,
+        so a large pack does not stall the event loop."""
+        import asyncio
+
+        from .pack import check_pack_directory, write_pack
+
+        check_pack_directory(directory)
+        pack = await self.export(
+            model=model,
+            request_id=request_id,
+            entry=entry,
+            since=since,
+            until=until,
+            inferences=inferences,
+        )
+        return await asyncio.to_thread(write_pack, pack, directory)
+
     async def list(
         self,
         *,
@@ -478,16 +507,41 @@ class AsyncClient:
             verify=verify,
         )
         self._http = httpx.AsyncClient(**http_options(self.settings))
+        self._owns_http = True
         self._trust = Trust(self.settings.vkeys, self.settings.state_dir)
         self._ops = Operations(self._trust, self.settings.tenant, verify)
+        self._parts()
+
+    def __repr__(self) -> str:
+        return f"custody.AsyncClient({self.settings!r})"
+
+    def with_tenant(self, tenant: str) -> AsyncClient:
+        """The same client (connection, token, pinned keys) for another tenant."""
+        other = object.__new__(AsyncClient)
+        other.settings = Settings.resolve(
+            server=self.settings.server,
+            token=self.settings.token,
+            tenant=tenant,
+            purpose=self.settings.purpose,
+            ca_cert=self.settings.ca_cert,
+            timeout=self.settings.timeout,
+            vkeys=self.settings.vkeys,
+            state_dir=self.settings.state_dir,
+            verify=self.settings.verify,
+        )
+        other._http = self._http
+        other._owns_http = False
+        other._trust = self._trust
+        other._ops = Operations(self._trust, tenant, self.settings.verify)
+        other._parts()
+        return other
+
+    def _parts(self) -> None:
         self.logs = AsyncLogs(self)
         self.evidence = AsyncEvidence(self)
         self.serving = AsyncServing(self)
         self.audit = AsyncAudit(self)
         self.admin = AsyncAdmin(self)
-
-    def __repr__(self) -> str:
-        return f"custody.AsyncClient({self.settings!r})"
 
     async def whoami(self) -> models.WhoAmI:
         """The principal behind the token, its tenant and roles."""
@@ -497,8 +551,9 @@ class AsyncClient:
         return await run_async(self._http, op)
 
     async def aclose(self) -> None:
-        """Closes the connections."""
-        await self._http.aclose()
+        """Closes the connections (not those of the client this one was derived from)."""
+        if self._owns_http:
+            await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -456,6 +456,37 @@ class Audit(_Part):
         }
         return self._run(self._ops.evidence_pack(params))
 
+    def export_to(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        entry: str | None = None,
+        since: str | dt.datetime | None = None,
+        until: str | dt.datetime | None = None,
+        inferences: int | None = None,
+    ) -> Path:
+        """Writes the evidence pack :meth:`export` returns (its proofs checked here against the
+        pinned log keys) to ``directory``, in the layout ``custody export ... -o DIR`` writes, so
+        an auditor can keep it and check it offline with ``custody verify``, ``python -m custody
+        verify`` or the standard tools its README.md names.
+
+        ``directory`` must not exist or be empty: :class:`ConfigurationError` otherwise, raised
+        before the server is asked. Returns the directory."""
+        from .pack import check_pack_directory, write_pack
+
+        check_pack_directory(directory)
+        pack = self.export(
+            model=model,
+            request_id=request_id,
+            entry=entry,
+            since=since,
+            until=until,
+            inferences=inferences,
+        )
+        return write_pack(pack, directory)
+
     def list(
         self,
         *,

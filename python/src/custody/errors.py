@@ -75,7 +75,12 @@ class ProblemError(CustodyError):
         self.detail = detail
         self.errors = errors
         self.problem: Mapping[str, Any] = problem or {}
-        fields = "".join(f"\n  {e.field}: {e.message}" for e in errors)
+        # Each invalid field on its own line, unless the detail already is the one field's.
+        fields = "".join(
+            f"\n  {e.field}: {e.message}"
+            for e in errors
+            if len(errors) > 1 or f"{e.field}: {e.message}" not in detail
+        )
         super().__init__(f"{status} {title}: {detail}{fields}")
 
 

@@ -44,6 +44,11 @@ def when(t: str | dt.datetime | None) -> str | None:
     return rfc3339(t)
 
 
+def about_something_else(what: str, why: str) -> VerificationError:
+    """An answer whose proofs hold but which answers another question than the one asked."""
+    return VerificationError("answer", what, f"the answer {why}: it is not evidence for the query")
+
+
 def check_log(log: str) -> str:
     if log not in LOGS:
         raise ConfigurationError(f"log {log!r} is not a custody log: use one of {', '.join(LOGS)}")
@@ -217,19 +222,35 @@ class Operations:
         return answer
 
     def trace(self, params: Mapping[str, Any]) -> Op[models.TraceAnswer]:
-        return (yield from self._proven(models.TraceAnswer, "/trace", params))
+        answer = yield from self._proven(models.TraceAnswer, "/trace", params)
+        start = [e for e in answer.entries if e.envelope.get("id") == answer.start]
+        request_id = params.get("request_id")
+        if not start or (
+            request_id is not None and start[0].envelope.get("subject", {}).get("id") != request_id
+        ):
+            raise about_something_else("trace", "does not start at the entry asked about")
+        return answer
 
     def served(self, environment: str, at: str | dt.datetime | None) -> Op[models.ServedAnswer]:
         params = {"env": environment, "at": when(at)}
-        return (yield from self._proven(models.ServedAnswer, "/served", params))
+        answer = yield from self._proven(models.ServedAnswer, "/served", params)
+        if answer.environment != environment:
+            raise about_something_else("served", f"is about {answer.environment}")
+        return answer
 
     def history(self, version_hash: str) -> Op[models.HistoryAnswer]:
-        return (
-            yield from self._proven(models.HistoryAnswer, f"/models/{version_hash}/history", {})
+        answer = yield from self._proven(
+            models.HistoryAnswer, f"/models/{version_hash}/history", {}
         )
+        if answer.version_hash != version_hash:
+            raise about_something_else("history", f"is about {answer.version_hash}")
+        return answer
 
     def evidence_pack(self, params: Mapping[str, Any]) -> Op[models.EvidencePack]:
-        return (yield from self._proven(models.EvidencePack, "/evidence", params))
+        answer = yield from self._proven(models.EvidencePack, "/evidence", params)
+        if answer.tenant != self.tenant:
+            raise about_something_else("evidence", f"is a pack of tenant {answer.tenant}")
+        return answer
 
     def admit(
         self, environment: str, version_hash: str, raise_if_not: bool

@@ -225,9 +225,14 @@ class Operations:
         answer = yield from self._proven(models.TraceAnswer, "/trace", params)
         start = [e for e in answer.entries if e.envelope.get("id") == answer.start]
         request_id = params.get("request_id")
-        if not start or (
-            request_id is not None and start[0].envelope.get("subject", {}).get("id") != request_id
-        ):
+        entry = params.get("entry")
+        asked_entry = entry is None or answer.start == entry
+        asked_request = (
+            (request_id is None or start[0].envelope.get("subject", {}).get("id") == request_id)
+            if start
+            else False
+        )
+        if not (start and asked_entry and asked_request):
             raise about_something_else("trace", "does not start at the entry asked about")
         return answer
 

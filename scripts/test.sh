@@ -39,7 +39,7 @@ if [[ $# -eq 0 ]]; then
     # The Python SDK's tests, against the custody binary the tests above built.
     cargo build --locked -p custody-cli
     python="$(scripts/py-venv.sh)"
-    (cd python && CUSTODY_BIN="$PWD/../target/debug/custody" "$python" -m pytest -q -p no:cacheprovider)
+    (cd python && CUSTODY_BIN="$PWD/../target/debug/custody" "$python" -m pytest -q -p no:cacheprovider -n auto)
     # The conformance suite must have run, whole, on both databases and through the object
     # wrapper.
     cases="$(sed -n '/^pub const CASES/,/^];/p' crates/custody-conformance/src/lib.rs | grep -c '^    "')"

@@ -526,3 +526,21 @@ def test_a_rollback_a_retirement_and_an_incident_are_recorded_and_answered(
         assert a.audit.served("production").version_hash == versions[0]
         with pytest.raises(custody.NotAdmitted, match="retired"):
             a.serving.admit("production", versions[1])
+
+
+def test_a_stream_shows_progress_when_asked_and_not_when_piped(
+    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with writer(tenant, tmp_path) as client:
+        client.logs.stream((note(i) for i in range(30)), log="governance", chunk_size=10)
+        assert "entries" not in capsys.readouterr().err  # stderr is not a terminal here
+        client.logs.stream(
+            (note(i) for i in range(30, 60)),
+            log="governance",
+            chunk_size=10,
+            progress=True,
+            total=30,
+        )
+        assert "30/30" in capsys.readouterr().err
+        with pytest.raises(custody.ConfigurationError, match="chunk_size"):
+            client.logs.stream([note(1)], log="governance", chunk_size=0)

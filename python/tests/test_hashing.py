@@ -219,10 +219,62 @@ def test_digest_dataset_for_files_directories_and_uris(tmp_path: Path) -> None:
     assert many.digest == model.version_hash
     assert many.body_fields() == {"digest": model.version_hash, "files": model.manifest()}
 
-    for uri in ("s3://lake/loans/2025-10/", "https://data.example/loans.parquet"):
-        with pytest.raises(ConfigurationError, match="local copy") as err:
-            digest_dataset(uri)
-        assert str(err.value).startswith("path_or_uri: ")
+    with pytest.raises(ConfigurationError, match="local copy") as err:
+        digest_dataset("ftp://data.example/loans.parquet")
+    assert str(err.value).startswith("path_or_uri: ")
+
+
+def test_remote_datasets_are_hashed_as_they_stream(
+    tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object over HTTP, an S3 object and an S3 prefix digest like the same bytes on disk."""
+    import http.server
+    import threading
+
+    import boto3
+
+    data = tmp_path / "loans.csv"
+    data.write_bytes(b"income,debt\n" + b"1,2\n" * 100_000)
+    root = str(tmp_path)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=root, **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{web.server_address[1]}/loans.csv"
+        assert digest_dataset(url).digest == digest_file(data)
+        with pytest.raises(ConfigurationError, match="404"):
+            digest_dataset(url + ".missing")
+    finally:
+        web.shutdown()
+        web.server_close()
+
+    for key, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    httpx.put(f"{s3_endpoint}/lake").raise_for_status()
+    directory = make_model(tmp_path / "parts")
+    s3 = boto3.client("s3")
+    try:
+        s3.upload_file(str(data), "lake", "loans/2026-12.csv")
+        for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+            s3.upload_file(str(f), "lake", f"parts/v1/{f.relative_to(directory).as_posix()}")
+    finally:
+        s3.close()
+    assert digest_dataset("s3://lake/loans/2026-12.csv").digest == digest_file(data)
+    assert digest_dataset("s3://lake/parts/v1/") == digest_dataset(directory)
+    with pytest.raises(ConfigurationError, match="no objects"):
+        digest_dataset("s3://lake/nothing-here/")
 
 
 UV_LOCK = """\

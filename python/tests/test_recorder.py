@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Server, Tenant, new_tenant, wait_until
+from conftest import Server, Tenant, free_port, new_tenant, wait_until
 
 from custody import evidence as ev
 from custody.aio import AsyncClient
@@ -209,13 +208,6 @@ def test_records_from_many_threads_each_arrive_once(tenant: Tenant, tmp_path: Pa
     assert sorted(logged) == sorted(f"w{w}-{i}" for w in range(6) for i in range(100))
     assert all(len(envelopes) == 1 for envelopes in logged.values())
     setup.writer.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def test_record_drops_rather_than_blocks_when_the_queue_is_full(

@@ -277,14 +277,21 @@ def digest_dataset(path_or_uri: str | os.PathLike[str]) -> DatasetDigest:
     SHA-256, or for a directory the same root digest as a model with its ``files`` manifest
     (which the server checks against the digest), so one rule covers weights and data.
 
-    A remote URI (``s3://``, ``https://`` ...) cannot be hashed from here: the error says to
-    pass a local copy or the digest the data's producer recorded.
+    Remote data is read as a stream, never stored: ``https://`` (one object) and ``s3://``
+    (one object, or with a trailing ``/`` every object under the prefix, as a directory; the
+    endpoint and credentials come from the usual ``AWS_*`` settings, with boto3 installed:
+    ``pip install 'custody[s3]'``).
     """
     text = os.fspath(path_or_uri)
+    if text.startswith("s3://"):
+        return _s3_dataset(text)
+    if text.startswith(("https://", "http://")):
+        return DatasetDigest(digest=_http_digest(text))
     if _REMOTE_RE.match(text) and not text.startswith("file://"):
         raise ConfigurationError(
-            f"path_or_uri: {text} is remote and cannot be read here; pass a local copy of the "
-            "data, or the digest (sha256:...) its producer recorded"
+            f"path_or_uri: {text} cannot be read here (local paths, file://, https:// and "
+            "s3:// can); pass a local copy of the data, or the digest (sha256:...) its "
+            "producer recorded"
         )
     if text.startswith("file://"):
         text = text[len("file://") :]
@@ -293,6 +300,74 @@ def digest_dataset(path_or_uri: str | os.PathLike[str]) -> DatasetDigest:
         model = hash_model(p)
         return DatasetDigest(digest=model.version_hash, files=model.files)
     return DatasetDigest(digest=digest_file(p))
+
+
+def _stream_digest(chunks: Iterator[bytes]) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        h.update(chunk)
+        size += len(chunk)
+    return _PREFIX + h.hexdigest(), size
+
+
+def _http_digest(url: str) -> str:
+    import httpx
+
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as r:
+            if r.status_code != 200:
+                raise ConfigurationError(
+                    f"path_or_uri: GET {url} answered {r.status_code}; check the URL"
+                )
+            return _stream_digest(r.iter_bytes(CHUNK_SIZE))[0]
+    except httpx.HTTPError as e:
+        raise ConfigurationError(f"path_or_uri: cannot read {url} ({e})") from e
+
+
+def _s3_dataset(uri: str) -> DatasetDigest:
+    """One object's digest, or a prefix's objects hashed as the files of a directory."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise ConfigurationError(
+            f"path_or_uri: reading {uri} needs boto3: pip install 'custody[s3]'"
+        ) from None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ConfigurationError(f"path_or_uri: {uri} names no bucket; use s3://BUCKET/KEY")
+    s3 = boto3.client("s3")
+    try:
+        if key and not key.endswith("/"):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            return DatasetDigest(digest=_stream_digest(body.iter_chunks(CHUNK_SIZE))[0])
+        files: list[FileDigest] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                name = obj.get("Key", "")
+                relative = name[len(key) :]
+                if not relative or relative.endswith("/"):
+                    continue
+                if relative.split("/", 1)[0] in IGNORED_TOP_LEVEL_NAMES:
+                    continue
+                if any(part in ("", ".", "..") for part in relative.split("/")):
+                    raise ConfigurationError(
+                        f"path_or_uri: object {name!r} under {uri} is not a plain relative path"
+                    )
+                body = s3.get_object(Bucket=bucket, Key=name)["Body"]
+                digest, size = _stream_digest(body.iter_chunks(CHUNK_SIZE))
+                files.append(FileDigest(path=relative, digest=digest, size=size))
+        if not files:
+            raise ConfigurationError(f"path_or_uri: {uri} holds no objects; check the prefix")
+        model = ModelDigest.from_files(files)
+        return DatasetDigest(digest=model.version_hash, files=model.files)
+    except (BotoCoreError, ClientError) as e:
+        raise ConfigurationError(
+            f"path_or_uri: cannot read {uri} ({e}); check AWS_ENDPOINT_URL and the credentials"
+        ) from e
+    finally:
+        s3.close()
 
 
 def lockfile_digest(path: str | os.PathLike[str]) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from ._transport import Call, Op, many, one
 from .errors import ForkDetected, VerificationError
 from .verify.entry import check_payload_commitment, envelope_leaf_hash
-from .verify.merkle import verify_consistency, verify_inclusion
+from .verify.merkle import verify_consistency, verify_range
 from .verify.note import Checkpoint, Verifier, open_checkpoint
 from .verify.proven import verify_answer
 from .verify.store import CheckpointStore
@@ -33,6 +33,24 @@ from .verify.store import CheckpointStore
 log = logging.getLogger("custody")
 
 PINNED_KEYS = "pinned-keys"
+
+
+def consecutive_runs(leaves: Sequence[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
+    """``(index, leaf hash)`` pairs sorted and cut into runs of consecutive indexes; a repeated
+    index (the same entry twice) is kept once."""
+    by_index: dict[int, bytes] = {}
+    for index, leaf in leaves:
+        if by_index.setdefault(index, leaf) != leaf:
+            raise VerificationError(
+                "leaf_hash", f"index {index}", "the server gave two leaf hashes for one index"
+            )
+    runs: list[list[tuple[int, bytes]]] = []
+    for index, leaf in sorted(by_index.items()):
+        if runs and runs[-1][-1][0] + 1 == index:
+            runs[-1].append((index, leaf))
+        else:
+            runs.append([(index, leaf)])
+    return runs
 
 
 def b64(hashes: Sequence[str]) -> list[bytes]:
@@ -221,17 +239,31 @@ class Trust:
     def prove_leaves(
         self, tenant: str, log_name: str, leaves: Sequence[tuple[int, bytes]], at_least: int = 0
     ) -> Op[Checkpoint]:
-        """Proves each ``(index, leaf hash)`` is in the log under a verified checkpoint."""
+        """Proves each ``(index, leaf hash)`` is in the log under a verified checkpoint. A run
+        of consecutive indexes (a batch, a page) costs two inclusion proofs, its first and last
+        leaf's, whatever its length (:func:`custody.verify.merkle.verify_range`)."""
         if not leaves:
             return (yield from self.checkpoint(tenant, log_name, at_least))
         top = max(i for i, _ in leaves) + 1
         cp = yield from self.checkpoint(tenant, log_name, max(top, at_least))
+        runs = consecutive_runs(leaves)
+        ends = sorted({i for run in runs for i in (run[0][0], run[-1][0])})
         path = f"/v1/tenants/{tenant}/logs/{log_name}/proof/inclusion"
         replies = many(
-            (yield [Call("GET", path, params={"index": i, "size": cp.size}) for i, _ in leaves])
+            (yield [Call("GET", path, params={"index": i, "size": cp.size}) for i in ends])
         )
-        for (index, leaf), r in zip(leaves, replies, strict=True):
-            verify_inclusion(leaf, index, cp.size, b64(r.json()["hashes"]), cp.root)
+        proofs = {i: b64(r.json()["hashes"]) for i, r in zip(ends, replies, strict=True)}
+        for run in runs:
+            first, last = run[0][0], run[-1][0]
+            verify_range(
+                [h for _, h in run],
+                first,
+                cp.size,
+                proofs[first],
+                proofs[last],
+                cp.root,
+                target=f"{log_name}#{first}" if first == last else f"{log_name}#{first}..{last}",
+            )
         return cp
 
     def prove_records(
@@ -266,7 +298,6 @@ class Trust:
         for c in answer.get("checkpoints", []):
             origin = str(c["checkpoint"]).split("\n", 1)[0]
             yield from self._verifiers(tenant, origin)
-        verify_answer(answer, self.keys.all())
-        for c in answer.get("checkpoints", []):
-            cp = open_checkpoint(c["checkpoint"], self.keys.all())
-            yield from self.observe(tenant, str(c["log"]), cp)
+        report = verify_answer(answer, self.keys.all())
+        for log_name, cp in report.checkpoints.items():
+            yield from self.observe(tenant, log_name, cp)

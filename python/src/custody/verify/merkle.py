@@ -194,3 +194,88 @@ def verify_consistency(
         raise VerificationError(
             check, target, f"proof does not reach the new root of size {new_size}"
         )
+
+
+def audit_path_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf range ``[start, end)`` of each hash of the inclusion proof of ``index`` in a
+    tree of ``size`` leaves, leaf's sibling first: RFC 9162 §2.1.3.1's ``PATH`` with each
+    ``MTH(D[a:b])`` named by its range instead of computed."""
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _largest_power_of_two_below(hi - lo)
+        if index - lo < k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo = lo + k
+    ranges.reverse()
+    return ranges
+
+
+def verify_range(
+    leaf_hashes: Sequence[bytes],
+    start: int,
+    size: int,
+    first_proof: Sequence[bytes],
+    last_proof: Sequence[bytes],
+    root: bytes,
+    *,
+    target: str = "entries",
+) -> None:
+    """Checks that the consecutive leaves ``leaf_hashes`` sit at ``start``, ``start + 1``, ...
+    in the tree of ``size`` leaves whose root is ``root``, from only two inclusion proofs: the
+    first leaf's and the last one's.
+
+    Every subtree of the tree either lies inside the range (its hash is computed here from the
+    given leaves), lies outside it (then it is a sibling on the path of the first or the last
+    leaf, so one of the two proofs carries it), or holds a boundary leaf (computed from its two
+    children). Folding that up must give ``root``: the whole batch is proven at the cost of
+    two proofs, whatever its length. Raises :class:`VerificationError` (check ``inclusion``)."""
+    check = "inclusion"
+    count = len(leaf_hashes)
+    _require_size(start, "start", check, target)
+    _require_size(size, "tree size", check, target)
+    _require_hash(root, "root", check, target)
+    if count == 0 or start + count > size:
+        raise VerificationError(
+            check, target, f"{count} leaves from index {start} do not fit a tree of {size}"
+        )
+    for i, h in enumerate(leaf_hashes):
+        _require_hash(h, f"leaf hash {i}", check, target)
+    end = start + count
+    known: dict[tuple[int, int], bytes] = {}
+    for index, proof in ((start, first_proof), (end - 1, last_proof)):
+        ranges = audit_path_ranges(index, size)
+        if len(proof) != len(ranges):
+            raise VerificationError(
+                check,
+                target,
+                f"the proof of index {index} has {len(proof)} hashes; a tree of {size} needs "
+                f"{len(ranges)}",
+            )
+        for i, (r, h) in enumerate(zip(ranges, proof, strict=True)):
+            _require_hash(h, f"proof hash {i} of index {index}", check, target)
+            if r in known and not _same(known[r], h):
+                raise VerificationError(
+                    check, target, f"the two proofs disagree on the subtree {r[0]}..{r[1]}"
+                )
+            known[r] = h
+
+    def subtree(lo: int, hi: int) -> bytes:
+        if start <= lo and hi <= end:
+            return _subtree_root(leaf_hashes, lo - start, hi - start)
+        if hi <= start or end <= lo:
+            if (lo, hi) not in known:
+                raise VerificationError(check, target, f"no proof carries the subtree {lo}..{hi}")
+            return known[(lo, hi)]
+        k = _largest_power_of_two_below(hi - lo)
+        return node_hash(subtree(lo, lo + k), subtree(lo + k, hi))
+
+    if not _same(subtree(0, size), root):
+        raise VerificationError(
+            check,
+            target,
+            f"leaves {start}..{end - 1} with their proofs do not reach the root of size {size}",
+        )

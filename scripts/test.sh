@@ -36,8 +36,8 @@ fi
 if [[ $# -eq 0 ]]; then
     # nextest does not run documentation tests.
     cargo test --workspace --locked --doc
-    # The Python SDK's tests, against the custody binary the tests above built.
-    cargo build --locked -p custody-cli
+    # The Python SDK's tests, against the custody binary built for the CLI's integration tests
+    # above (building it alone would unify features differently and compile it again).
     python="$(scripts/py-venv.sh)"
     (cd python && CUSTODY_BIN="$PWD/../target/debug/custody" "$python" -m pytest -q -p no:cacheprovider -n auto)
     # The conformance suite must have run, whole, on both databases and through the object

@@ -11,6 +11,7 @@ Prints the model's version hash. Needs numpy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import shutil
@@ -48,16 +49,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--code-commit", default="0" * 40)
     args = parser.parse_args(argv)
 
-    client = custody.Client()
+    # Everything read from disk is checked before anything is recorded.
     dataset = hashing.digest_dataset(args.data)
-    client.evidence.register_dataset(
-        name="loans",
-        version="2026-12",
-        digest=dataset.digest,
-        uri=args.data.resolve().as_uri(),
-        legal_basis="contract",
-        row_count=sum(1 for _ in args.data.open()) - 1,
-    )
+    environment = hashing.environment_from_lockfile(args.lockfile)
+    client = custody.Client()
+    # An earlier run may have registered this dataset version already.
+    with contextlib.suppress(custody.Conflict):
+        client.evidence.register_dataset(
+            name="loans",
+            version="2026-12",
+            digest=dataset.digest,
+            uri=args.data.resolve().as_uri(),
+            legal_basis="contract",
+            row_count=sum(1 for _ in args.data.open()) - 1,
+        )
 
     with args.data.open() as f:
         weights, bias = train(list(csv.DictReader(f)))
@@ -71,7 +76,7 @@ def main(argv: list[str]) -> int:
         run_id=args.run_id,
         datasets=[dataset.digest],
         code_commit=args.code_commit,
-        environment=hashing.environment_from_lockfile(args.lockfile),
+        environment=environment,
         parameters={"epochs": 500, "learning_rate": 0.1},
         metrics={"weights": len(weights)},
     )

@@ -30,11 +30,13 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import evidence as ev
+from ._config import Settings
 from .entries import Entry, rfc3339
 from .errors import (
     BadRequest,
@@ -49,10 +51,33 @@ from .errors import (
     VerificationError,
 )
 from .hashing import hash_model
+from .models import AppendResult
 
-if TYPE_CHECKING:
-    from .client import Client
-    from .models import AppendResult
+
+class _Appending(Protocol):
+    def append_many(
+        self, entries: Sequence[Entry | Mapping[str, Any]], *, log: str | None = None
+    ) -> list[AppendResult]: ...
+
+
+class SendingClient(Protocol):
+    """What the recorder sends through: a synchronous :class:`custody.Client` (named by its
+    shape here, so the client can hand out recorders without the two importing each other)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The client's settings (the recorder names the server in its log lines)."""
+        ...
+
+    @property
+    def logs(self) -> _Appending:
+        """Where batches are appended."""
+        ...
+
+    def close(self) -> None:
+        """Closes the client, for ``close_client=True``."""
+        ...
+
 
 log = logging.getLogger("custody")
 
@@ -147,7 +172,7 @@ class InferenceRecorder:
 
     def __init__(
         self,
-        client: Client,
+        client: SendingClient,
         *,
         deployment_id: str,
         version_hash: str | None = None,

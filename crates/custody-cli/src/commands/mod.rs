@@ -1,4 +1,4 @@
-//! One module per command family. Each takes its flags (stage one, [`crate::args`]) and the
+//! One module per command family. Each takes its flags (stage one, parsed in `args.rs`) and the
 //! checked [`Settings`](crate::settings::Settings) (stage two), connects to the server only
 //! if and when it needs to, and returns the process's exit code.
 

@@ -49,6 +49,49 @@ def about_something_else(what: str, why: str) -> VerificationError:
     return VerificationError("answer", what, f"the answer {why}: it is not evidence for the query")
 
 
+def entry_filters(
+    type: str | None,
+    actor: str | None,
+    subject: str | None,
+    related: str | None,
+    since: str | dt.datetime | None,
+    until: str | dt.datetime | None,
+) -> dict[str, str | int | None]:
+    """The query of a filtered listing of entries."""
+    return {
+        "type": type,
+        "actor": actor,
+        "subject": subject,
+        "related": related,
+        "since": when(since),
+        "until": when(until),
+    }
+
+
+class AccessQuery:
+    """An access-log query as auditors ask it: several entry types and a stated purpose, which
+    the server's listing (one type at a time) cannot filter on, are applied here."""
+
+    def __init__(self, types: Sequence[str] | None, purpose: str | None) -> None:
+        self.wanted = set(types) if types else None
+        self.purpose = purpose
+
+    @property
+    def server_type(self) -> str | None:
+        """The one type the server can filter on, when only one is asked for."""
+        if self.wanted is not None and len(self.wanted) == 1:
+            return next(iter(self.wanted))
+        return None
+
+    def matches(self, record: models.EntryRecord) -> bool:
+        """Whether a listed access entry answers the query."""
+        envelope = record.envelope
+        if self.wanted is not None and envelope.get("type") not in self.wanted:
+            return False
+        stated = (envelope.get("context") or {}).get("purpose")
+        return self.purpose is None or stated == self.purpose
+
+
 def check_log(log: str) -> str:
     if log not in LOGS:
         raise ConfigurationError(f"log {log!r} is not a custody log: use one of {', '.join(LOGS)}")
@@ -221,11 +264,25 @@ class Operations:
             yield from self.trust.prove_answer(self.tenant, doc)
         return answer
 
-    def trace(self, params: Mapping[str, Any]) -> Op[models.TraceAnswer]:
+    def trace(
+        self,
+        request_id: str | None,
+        entry: str | None,
+        subject: str | None,
+        direction: str,
+        limit: int | None,
+    ) -> Op[models.TraceAnswer]:
+        if sum(x is not None for x in (request_id, entry, subject)) != 1:
+            raise ConfigurationError("trace: give exactly one of request_id, entry, subject")
+        params = {
+            "request_id": request_id,
+            "entry": entry,
+            "subject": subject,
+            "direction": direction,
+            "limit": limit,
+        }
         answer = yield from self._proven(models.TraceAnswer, "/trace", params)
         start = [e for e in answer.entries if e.envelope.get("id") == answer.start]
-        request_id = params.get("request_id")
-        entry = params.get("entry")
         asked_entry = entry is None or answer.start == entry
         asked_request = (
             (request_id is None or start[0].envelope.get("subject", {}).get("id") == request_id)
@@ -251,7 +308,23 @@ class Operations:
             raise about_something_else("history", f"is about {answer.version_hash}")
         return answer
 
-    def evidence_pack(self, params: Mapping[str, Any]) -> Op[models.EvidencePack]:
+    def evidence_pack(
+        self,
+        model: str | None,
+        request_id: str | None,
+        entry: str | None,
+        since: str | dt.datetime | None,
+        until: str | dt.datetime | None,
+        inferences: int | None,
+    ) -> Op[models.EvidencePack]:
+        params = {
+            "model": model,
+            "request_id": request_id,
+            "entry": entry,
+            "since": when(since),
+            "until": when(until),
+            "inferences": inferences,
+        }
         answer = yield from self._proven(models.EvidencePack, "/evidence", params)
         if answer.tenant != self.tenant:
             raise about_something_else("evidence", f"is a pack of tenant {answer.tenant}")

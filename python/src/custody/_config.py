@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,14 @@ class Settings:
             f"Settings(server={self.server!r}, tenant={self.tenant!r}, token={token}, "
             f"purpose={self.purpose!r}, verify={self.verify})"
         )
+
+    def for_tenant(self, tenant: str) -> Settings:
+        """The same settings for another tenant."""
+        if not TENANT_NAME.fullmatch(tenant):
+            raise ConfigurationError(
+                f"tenant {tenant!r} is not a tenant name: use [a-z0-9][a-z0-9-]{{0,62}}"
+            )
+        return dataclasses.replace(self, tenant=tenant)
 
     @staticmethod
     def resolve(

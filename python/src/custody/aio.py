@@ -24,7 +24,7 @@ import httpx
 
 from . import evidence as ev
 from . import models
-from ._api import Operations, when
+from ._api import AccessQuery, Operations, entry_filters
 from ._config import Settings
 from ._transport import Op, run_async
 from ._trust import Trust
@@ -33,9 +33,8 @@ from .client import (
     STREAM_CHUNK,
     Client,
     StreamSummary,
-    _filters,
+    StreamTally,
     http_options,
-    progress_bar,
     single_log,
     version_of,
 )
@@ -96,39 +95,19 @@ class AsyncLogs(_AsyncPart):
         """See :meth:`custody.client.Logs.stream`; ``entries`` may also be an async iterable."""
         if chunk_size < 1:
             raise ConfigurationError("chunk_size must be at least 1")
-        bar = progress_bar(progress, total, log)
-        appended = existing = 0
-        first: int | None = None
-        last: int | None = None
-        size = 0
+        tally = StreamTally(progress, total, log)
         chunk: list[dict[str, Any]] = []
-
-        async def send() -> None:
-            nonlocal appended, existing, first, last, size
-            answer = await self._run(self._ops.append_ndjson(log, chunk))
-            for r in answer.results:
-                if r.existing:
-                    existing += 1
-                else:
-                    appended += 1
-                first = r.index if first is None else min(first, r.index)
-                last = r.index if last is None else max(last, r.index)
-            size = max(size, answer.checkpoint_size)
-            if bar is not None:
-                bar.update(len(chunk))
-            chunk.clear()
-
         try:
             async for e in _aiter(entries):
                 chunk.append(as_json(e))
                 if len(chunk) >= chunk_size:
-                    await send()
+                    tally.add(await self._run(self._ops.append_ndjson(log, chunk)), len(chunk))
+                    chunk = []
             if chunk:
-                await send()
+                tally.add(await self._run(self._ops.append_ndjson(log, chunk)), len(chunk))
         finally:
-            if bar is not None:
-                bar.close()
-        return StreamSummary(appended, existing, first, last, size)
+            tally.close()
+        return tally.summary()
 
     async def get(self, log: str, index: int) -> models.EntryRecord:
         """See :meth:`custody.client.Logs.get`."""
@@ -148,7 +127,7 @@ class AsyncLogs(_AsyncPart):
         limit: int = 100,
     ) -> models.EntryList:
         """See :meth:`custody.client.Logs.page`."""
-        filters = _filters(type, actor, subject, related, since, until)
+        filters = entry_filters(type, actor, subject, related, since, until)
         return await self._run(self._ops.page(log, filters, cursor, limit))
 
     async def list(
@@ -336,16 +315,7 @@ class AsyncAudit(_AsyncPart):
         limit: int | None = None,
     ) -> models.TraceAnswer:
         """See :meth:`custody.client.Audit.trace`."""
-        if sum(x is not None for x in (request_id, entry, subject)) != 1:
-            raise ConfigurationError("trace: give exactly one of request_id, entry, subject")
-        params = {
-            "request_id": request_id,
-            "entry": entry,
-            "subject": subject,
-            "direction": direction,
-            "limit": limit,
-        }
-        return await self._run(self._ops.trace(params))
+        return await self._run(self._ops.trace(request_id, entry, subject, direction, limit))
 
     async def served(
         self, environment: str, *, at: str | dt.datetime | None = None
@@ -368,15 +338,9 @@ class AsyncAudit(_AsyncPart):
         inferences: int | None = None,
     ) -> models.EvidencePack:
         """See :meth:`custody.client.Audit.export`."""
-        params = {
-            "model": model,
-            "request_id": request_id,
-            "entry": entry,
-            "since": when(since),
-            "until": when(until),
-            "inferences": inferences,
-        }
-        return await self._run(self._ops.evidence_pack(params))
+        return await self._run(
+            self._ops.evidence_pack(model, request_id, entry, since, until, inferences)
+        )
 
     async def export_to(
         self,
@@ -418,23 +382,18 @@ class AsyncAudit(_AsyncPart):
         page_size: int = 500,
     ) -> AsyncIterator[models.EntryRecord]:
         """See :meth:`custody.client.Audit.list`."""
-        wanted = set(types) if types else None
-        single = next(iter(wanted)) if wanted and len(wanted) == 1 else None
+        query = AccessQuery(types, purpose)
         async for record in self._client.logs.list(
             "access",
-            type=single,
+            type=query.server_type,
             actor=actor,
             subject=subject,
             since=since,
             until=until,
             page_size=page_size,
         ):
-            envelope = record.envelope
-            if wanted is not None and envelope.get("type") not in wanted:
-                continue
-            if purpose is not None and (envelope.get("context") or {}).get("purpose") != purpose:
-                continue
-            yield record
+            if query.matches(record):
+                yield record
 
 
 class AsyncAdmin(_AsyncPart):
@@ -518,17 +477,7 @@ class AsyncClient:
     def with_tenant(self, tenant: str) -> AsyncClient:
         """The same client (connection, token, pinned keys) for another tenant."""
         other = object.__new__(AsyncClient)
-        other.settings = Settings.resolve(
-            server=self.settings.server,
-            token=self.settings.token,
-            tenant=tenant,
-            purpose=self.settings.purpose,
-            ca_cert=self.settings.ca_cert,
-            timeout=self.settings.timeout,
-            vkeys=self.settings.vkeys,
-            state_dir=self.settings.state_dir,
-            verify=self.settings.verify,
-        )
+        other.settings = self.settings.for_tenant(tenant)
         other._http = self._http
         other._owns_http = False
         other._trust = self._trust

@@ -26,7 +26,7 @@ import httpx
 
 from . import evidence as ev
 from . import models
-from ._api import Operations, home_log
+from ._api import AccessQuery, Operations, entry_filters, home_log
 from ._config import Settings
 from ._transport import PURPOSE_HEADER, Op, run_sync
 from ._trust import Trust
@@ -70,9 +70,7 @@ def single_log(entries: Sequence[Entry | Mapping[str, Any]], log: str | None) ->
     """The one log a batch goes to: ``log`` if given, else the entries' common home log."""
     if log is not None:
         return log
-    logs = {
-        home_log(str(as_json(e)["type"]) if not isinstance(e, Entry) else e.type) for e in entries
-    }
+    logs = {home_log(e.type if isinstance(e, Entry) else str(e.get("type", ""))) for e in entries}
     if len(logs) != 1:
         raise ConfigurationError(
             f"the entries belong in different logs ({', '.join(sorted(logs))}): send each log's "
@@ -98,6 +96,42 @@ class StreamSummary:
     first_index: int | None
     last_index: int | None
     checkpoint_size: int
+
+
+class StreamTally:
+    """What a stream has appended so far, counted answer by answer, and its progress bar."""
+
+    def __init__(self, progress: bool | None, total: int | None, log: str) -> None:
+        self.bar = progress_bar(progress, total, log)
+        self.appended = 0
+        self.existing = 0
+        self.first: int | None = None
+        self.last: int | None = None
+        self.checkpoint_size = 0
+
+    def add(self, answer: models.AppendResults, sent: int) -> None:
+        """Counts the answer to one chunk of ``sent`` entries."""
+        for r in answer.results:
+            if r.existing:
+                self.existing += 1
+            else:
+                self.appended += 1
+            self.first = r.index if self.first is None else min(self.first, r.index)
+            self.last = r.index if self.last is None else max(self.last, r.index)
+        self.checkpoint_size = max(self.checkpoint_size, answer.checkpoint_size)
+        if self.bar is not None:
+            self.bar.update(sent)
+
+    def close(self) -> None:
+        """Closes the progress bar, if any."""
+        if self.bar is not None:
+            self.bar.close()
+
+    def summary(self) -> StreamSummary:
+        """The stream's outcome."""
+        return StreamSummary(
+            self.appended, self.existing, self.first, self.last, self.checkpoint_size
+        )
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -171,28 +205,13 @@ class Logs(_Part):
         so re-running a stream that failed half-way appends only what is missing."""
         if chunk_size < 1:
             raise ConfigurationError("chunk_size must be at least 1")
-        bar = progress_bar(progress, total, log)
-        appended = existing = 0
-        first: int | None = None
-        last: int | None = None
-        size = 0
+        tally = StreamTally(progress, total, log)
         try:
             for chunk in chunks((as_json(e) for e in entries), chunk_size):
-                answer = self._run(self._ops.append_ndjson(log, chunk))
-                for r in answer.results:
-                    if r.existing:
-                        existing += 1
-                    else:
-                        appended += 1
-                    first = r.index if first is None else min(first, r.index)
-                    last = r.index if last is None else max(last, r.index)
-                size = max(size, answer.checkpoint_size)
-                if bar is not None:
-                    bar.update(len(chunk))
+                tally.add(self._run(self._ops.append_ndjson(log, chunk)), len(chunk))
         finally:
-            if bar is not None:
-                bar.close()
-        return StreamSummary(appended, existing, first, last, size)
+            tally.close()
+        return tally.summary()
 
     def get(self, log: str, index: int) -> models.EntryRecord:
         """One entry, its envelope re-hashed and its inclusion proven; the payload (with a
@@ -213,7 +232,7 @@ class Logs(_Part):
         limit: int = 100,
     ) -> models.EntryList:
         """One page of a filtered listing; pass ``next_cursor`` back for the next."""
-        filters = _filters(type, actor, subject, related, since, until)
+        filters = entry_filters(type, actor, subject, related, since, until)
         return self._run(self._ops.page(log, filters, cursor, limit))
 
     def list(
@@ -272,26 +291,6 @@ class Logs(_Part):
     def describe(self) -> builtins.list[models.LogDescription]:
         """The tenant's logs: origin, size, root and verifier key."""
         return self._run(self._ops.logs())
-
-
-def _filters(
-    type: str | None,
-    actor: str | None,
-    subject: str | None,
-    related: str | None,
-    since: str | dt.datetime | None,
-    until: str | dt.datetime | None,
-) -> dict[str, str | int | None]:
-    from ._api import when
-
-    return {
-        "type": type,
-        "actor": actor,
-        "subject": subject,
-        "related": related,
-        "since": when(since),
-        "until": when(until),
-    }
 
 
 def _recording(
@@ -411,16 +410,7 @@ class Audit(_Part):
         """The chain behind one decision (``request_id``) or entry: inference -> deployment ->
         model version -> approvals, card, policy -> training run -> dataset versions; or,
         ``direction="forward"``, what rests on it."""
-        if sum(x is not None for x in (request_id, entry, subject)) != 1:
-            raise ConfigurationError("trace: give exactly one of request_id, entry, subject")
-        params = {
-            "request_id": request_id,
-            "entry": entry,
-            "subject": subject,
-            "direction": direction,
-            "limit": limit,
-        }
-        return self._run(self._ops.trace(params))
+        return self._run(self._ops.trace(request_id, entry, subject, direction, limit))
 
     def served(
         self, environment: str, *, at: str | dt.datetime | None = None
@@ -444,17 +434,9 @@ class Audit(_Part):
     ) -> models.EvidencePack:
         """An evidence pack (entries with payloads, proofs, approver keys) for a model version,
         a decision, an entry or a period; verified here, and verifiable offline."""
-        from ._api import when
-
-        params = {
-            "model": model,
-            "request_id": request_id,
-            "entry": entry,
-            "since": when(since),
-            "until": when(until),
-            "inferences": inferences,
-        }
-        return self._run(self._ops.evidence_pack(params))
+        return self._run(
+            self._ops.evidence_pack(model, request_id, entry, since, until, inferences)
+        )
 
     def export_to(
         self,
@@ -501,23 +483,18 @@ class Audit(_Part):
         """The access log: who read or tried to read what, when, why and how; filtered by
         actor, entry types (``access.read``, ``security.access_denied``), subject, period and
         stated purpose."""
-        wanted = set(types) if types else None
-        single = next(iter(wanted)) if wanted and len(wanted) == 1 else None
+        query = AccessQuery(types, purpose)
         for record in self._client.logs.list(
             "access",
-            type=single,
+            type=query.server_type,
             actor=actor,
             subject=subject,
             since=since,
             until=until,
             page_size=page_size,
         ):
-            envelope = record.envelope
-            if wanted is not None and envelope.get("type") not in wanted:
-                continue
-            if purpose is not None and (envelope.get("context") or {}).get("purpose") != purpose:
-                continue
-            yield record
+            if query.matches(record):
+                yield record
 
 
 class Admin(_Part):
@@ -615,17 +592,7 @@ class Client:
     def with_tenant(self, tenant: str) -> Client:
         """The same client (connection, token, pinned keys) for another tenant."""
         other = object.__new__(Client)
-        other.settings = Settings.resolve(
-            server=self.settings.server,
-            token=self.settings.token,
-            tenant=tenant,
-            purpose=self.settings.purpose,
-            ca_cert=self.settings.ca_cert,
-            timeout=self.settings.timeout,
-            vkeys=self.settings.vkeys,
-            state_dir=self.settings.state_dir,
-            verify=self.settings.verify,
-        )
+        other.settings = self.settings.for_tenant(tenant)
         other._http = self._http
         other._owns_http = False
         other._trust = self._trust

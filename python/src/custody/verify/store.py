@@ -30,6 +30,9 @@ class CheckpointStore:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # The signed text last opened per origin, so reading back an unchanged file does not
+        # check its signature again on every answer.
+        self._opened: dict[str, tuple[str, Checkpoint]] = {}
 
     def path_for(self, origin: str) -> Path:
         """The file of one origin: a readable, filesystem-safe form of the origin plus a hash of
@@ -62,11 +65,15 @@ class CheckpointStore:
             text = self._read(origin)
         if text is None:
             return None
+        seen = self._opened.get(origin)
+        if seen is not None and seen[0] == text:
+            return seen[1]
         checkpoint = open_checkpoint(text, verifiers)
         if checkpoint.origin != origin:
             raise VerificationError(
                 "checkpoint", f"{origin} checkpoint", f"stored file holds {checkpoint.origin}"
             )
+        self._opened[origin] = (text, checkpoint)
         return checkpoint
 
     def _stored(self, origin: str) -> Checkpoint | None:
@@ -99,6 +106,7 @@ class CheckpointStore:
                 if stored.size == new.size:
                     return
             self._write(self.path_for(new.origin), new.text)
+            self._opened[new.origin] = (new.text, new)
 
     def _check_extends(
         self,

@@ -57,6 +57,7 @@ __all__ = [
     "hash_model",
     "lockfile_digest",
     "main",
+    "requirement_lines",
 ]
 
 #: Top-level names a directory model leaves out: ``model_signing``'s default git ignore list.
@@ -411,9 +412,10 @@ def _toml_packages(doc: dict[str, Any], path: Path) -> dict[str, set[str]]:
     return found
 
 
-def _join_continuations(text: str) -> Iterator[tuple[int, str]]:
+def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
     """Logical lines of a requirements file (backslash continuations joined, comments cut),
-    with the number of the line each starts on."""
+    with the number of the line each starts on: what both reading a lockfile's libraries and
+    checking one for replay go through."""
     pending: list[str] = []
     start = 0
     for number, raw in enumerate(text.splitlines(), 1):
@@ -443,7 +445,7 @@ def _requirement(line: str) -> re.Match[str] | None:
 
 def _requirements_packages(text: str, path: Path) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    for number, line in _join_continuations(text):
+    for number, line in requirement_lines(text):
         if line.startswith("-"):
             continue
         m = _requirement(line)
@@ -457,7 +459,7 @@ def _requirements_packages(text: str, path: Path) -> dict[str, set[str]]:
 
 
 def _looks_like_requirements(text: str) -> bool:
-    lines = [line for _, line in _join_continuations(text) if not line.startswith("-")]
+    lines = [line for _, line in requirement_lines(text) if not line.startswith("-")]
     return bool(lines) and all(_requirement(line) for line in lines)
 
 

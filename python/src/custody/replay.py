@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -58,7 +58,7 @@ from .errors import (
     TransportError,
     VerificationError,
 )
-from .hashing import SINGLE_FILE_PATH, FileDigest, digest_file, hash_model
+from .hashing import SINGLE_FILE_PATH, FileDigest, digest_file, hash_model, requirement_lines
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -642,26 +642,6 @@ def fetch_weights(decision: Decision, dest: Path) -> Path:
 # ----- 4. the lockfile
 
 
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """A requirements file's logical lines (continuations joined, comments cut), numbered."""
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending.append(line[:-1])
-            continue
-        pending.append(line)
-        joined = " ".join(p.strip() for p in pending).strip()
-        pending = []
-        if joined:
-            yield start, joined
-    if pending and (joined := " ".join(p.strip() for p in pending).strip()):
-        yield start, joined
-
-
 def check_lockfile(path: Path) -> list[str]:
     """The requirements of a lockfile pip can install with ``--require-hashes``: a
     requirements.txt where every requirement is pinned with ``==`` and carries ``--hash``.
@@ -678,7 +658,7 @@ def check_lockfile(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise ReplayError("lockfile", f"{path} cannot be read as UTF-8 text ({e})") from e
     requirements: list[str] = []
-    for number, line in _logical_lines(text):
+    for number, line in requirement_lines(text):
         if line.startswith("-"):
             option = line.split()[0].split("=", 1)[0]
             if option in _UNPINNED_OPTIONS:

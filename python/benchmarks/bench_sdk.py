@@ -49,7 +49,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -62,6 +61,11 @@ import custody
 from custody import _transport as transport
 from custody.entries import rfc3339, uuid7
 from custody.verify.entry import check_payload_commitment, envelope_leaf_hash
+
+# The server harness the SDK's tests use.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness import Server
+
 from custody.verify.merkle import verify_inclusion
 from custody.verify.note import Verifier, open_checkpoint
 from custody.verify.proven import verify_answer
@@ -183,63 +187,6 @@ def inference_line(request_id: str, chain: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ----- the server and the load generator
-
-
-class Server:
-    """A throwaway ``custody serve`` on a fresh data directory."""
-
-    def __init__(self, binary: Path, data_dir: Path) -> None:
-        token_file = data_dir / "admin.token"
-        self.process = subprocess.Popen(
-            [
-                str(binary),
-                "serve",
-                "--data-dir",
-                str(data_dir / "data"),
-                "--listen",
-                "127.0.0.1:0",
-                "--server-name",
-                "bench.sdk",
-                "--bootstrap-token-file",
-                str(token_file),
-                "--reconcile-every",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        ready = threading.Event()
-        found: list[str] = []
-
-        def pump() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                self.output.append(line)
-                m = re.search(r"custody listening on (http\S+)", line)
-                if m and not found:
-                    found.append(m.group(1))
-                    ready.set()
-            ready.set()
-
-        self._pump = threading.Thread(target=pump, daemon=True)
-        self._pump.start()
-        if not ready.wait(60) or not found:
-            self.stop()
-            raise RuntimeError("custody serve did not start:\n" + "".join(self.output))
-        self.url = found[0]
-        self.admin_token = token_file.read_text().strip()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._pump.join(5)
 
 
 class Loadgen:
@@ -837,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--url needs --admin-token-file")
             url, admin = a.url, a.admin_token_file.read_text().strip()
         else:
-            server = Server(a.custody, work)
+            server = Server(work / "data", binary=a.custody, server_name="bench.sdk")
             url, admin = server.url, server.admin_token
         print(f"server {url}", flush=True)
         (work / "state").mkdir()

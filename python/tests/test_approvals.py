@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, Tenant, custody_bin
+from conftest import Tenant
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from harness import REPO, custody_bin
 
 from custody.approvals import (
     APPROVAL_PREDICATE_TYPE,

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import Server, Tenant, new_tenant
+from conftest import Tenant, new_tenant
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness import Server
 
 import custody
 from custody import evidence as ev

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import model_signing.hashing
 import pytest
-from conftest import Tenant, custody_bin
+from conftest import Tenant
+from harness import custody_bin
 from model_signing._signing.signing import Payload
 
 from custody.errors import ConfigurationError

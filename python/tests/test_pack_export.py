@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Server, Tenant, custody_bin, new_tenant
+from conftest import Tenant, new_tenant
+from harness import Server, custody_bin
 
 import custody
 from custody import evidence as ev

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Server, Tenant, free_port, new_tenant, wait_until
+from conftest import Tenant, free_port, new_tenant, wait_until
+from harness import Server
 
 from custody import evidence as ev
 from custody.aio import AsyncClient

@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import Server, Tenant, new_tenant
+from conftest import Tenant, new_tenant
+from harness import Server
 
 import custody
 from custody import evidence as ev

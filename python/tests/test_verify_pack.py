@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, Tenant, custody_bin, new_tenant
+from conftest import Tenant, new_tenant
+from harness import Server, custody_bin
 
 MODEL_FILES = {"config.json": b'{"model": "pack-test"}', "model.safetensors": b"w" * 4096}
 
